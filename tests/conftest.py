@@ -1,0 +1,21 @@
+"""Shared pytest setup: quiet TensorFlow logs, a seeded RNG fixture and the ``slow`` marker."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Lets `pytest tests/...` import the package from the repository root without installing it.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than about 20 s on two CPU cores")
+
+
+@pytest.fixture
+def rng():
+    """A numpy generator seeded the same way in every test."""
+    return np.random.default_rng(1234)

@@ -1,0 +1,196 @@
+"""Generator cells, supernet, derived generator and discriminator."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras
+
+from autogan_tf import layers as L
+from autogan_tf import model_stats
+from autogan_tf import search_space as ss
+from autogan_tf.discriminator import Discriminator
+from autogan_tf.generators import (DerivedCell, DerivedGenerator, SearchCell, SharedGenerator,
+                                   count_trainable_params, inherit_supernet_weights)
+
+A = ss.REFERENCE_ARCHS["autogan_cifar10_a"]
+
+
+# ----- parameter counts against the reference implementation ------------------------------------
+def test_reference_parameter_counts():
+    assert count_trainable_params(DerivedGenerator(A, channels=256, bottom_width=4)) == 4_405_251
+    assert count_trainable_params(DerivedGenerator(A, channels=256, bottom_width=6)) == 5_065_731
+    assert count_trainable_params(Discriminator(128)) == 1_053_824
+    assert count_trainable_params(Discriminator(64)) == 264_768
+    assert count_trainable_params(SharedGenerator(channels=128)) == 3_716_995
+
+
+def test_reference_macs():
+    g = DerivedGenerator(A, channels=256)
+    assert model_stats.generator_macs(g) == 1_765_015_552  # about 1.77 G as the reference
+
+
+# ----- every op choice of every cell ---------------------------------------------------------------
+def _single_token_variants():
+    base = [1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3]
+    seen = set()
+    for c, toks in enumerate(ss.CELL_TOKENS):
+        sl = ss.stage_slice(c)
+        for i, tok in enumerate(toks):
+            for v in range(tok.size):
+                a = list(base)
+                a[sl.start + i] = v
+                if tuple(a) not in seen:
+                    seen.add(tuple(a))
+                    yield tuple(a)
+
+
+VARIANTS = list(_single_token_variants())
+
+
+def test_variants_cover_every_token_value():
+    for c, toks in enumerate(ss.CELL_TOKENS):
+        sl = ss.stage_slice(c)
+        for i, tok in enumerate(toks):
+            assert {a[sl.start + i] for a in VARIANTS} == set(range(tok.size))
+
+
+@pytest.fixture(scope="module")
+def tiny_supernet():
+    keras.utils.set_random_seed(0)
+    return SharedGenerator(latent_dim=8, channels=8, bottom_width=2)
+
+
+@pytest.mark.parametrize("arch", VARIANTS, ids=lambda a: "".join(map(str, a)))
+def test_derived_matches_supernet_path(arch, tiny_supernet):
+    """Every op choice: shapes, range, and the supernet's branch equals the derived cell."""
+    z = tf.random.stateless_normal([3, 8], seed=[1, 2])
+    derived = DerivedGenerator(arch, latent_dim=8, channels=8, bottom_width=2)
+    inherit_supernet_weights(tiny_supernet, derived)
+    for training in (False, True):
+        a = tiny_supernet(z, tf.constant(arch), training=training).numpy()
+        b = derived(z, training=training).numpy()
+        assert a.shape == b.shape == (3, 16, 16, 3)
+        assert np.all(np.abs(a) <= 1.0)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert count_trainable_params(derived) < count_trainable_params(tiny_supernet)
+
+
+def test_supernet_stages_grow_resolution(tiny_supernet):
+    z = tf.zeros([2, 8])
+    for stage, res in [(0, 4), (1, 8), (2, 16)]:
+        tiny_supernet.set_stage(stage)
+        assert tiny_supernet.output_resolution == res
+        assert tiny_supernet(z, tf.constant(A)).shape == (2, res, res, 3)
+    with pytest.raises(ValueError, match="stage must be in"):
+        tiny_supernet.set_stage(3)
+
+
+# ----- reference behaviour ---------------------------------------------------------------------
+def test_skip_output_is_taken_after_skip_additions():
+    keras.utils.set_random_seed(1)
+    cell = DerivedCell(4, 1, (1, 0, 1, 0, 1))  # pre-act, no norm, nearest, no shortcut, skip
+    cell.build((None, 4, 4, 4))
+    x = tf.random.normal([2, 4, 4, 4])
+    f = tf.random.normal([2, 4, 4, 4])  # cell0's skip output at 8 px -> here 4 px input is 2x
+    skip_out, out = cell(x, skips=(f,))
+    h1 = cell.conv1(L.upsample(tf.nn.relu(x), L.UP_NEAREST))
+    expected_skip = h1 + cell.skip_convs[0](L.upsample(f, L.UP_NEAREST))
+    np.testing.assert_allclose(skip_out, expected_skip, atol=1e-5)
+    np.testing.assert_allclose(out, cell.conv2(tf.nn.relu(expected_skip)), atol=1e-5)
+
+
+def test_shortcut_adds_conv1x1_of_upsampled_input():
+    keras.utils.set_random_seed(2)
+    cell = DerivedCell(4, 0, (0, 1, 0, 1))  # post-act, BN, bilinear, shortcut
+    cell.build((None, 4, 4, 4))
+    x = tf.random.normal([3, 4, 4, 4])
+    _, out = cell(x, training=True)
+    up = L.upsample(x, L.UP_BILINEAR)
+    h = tf.nn.relu(cell.bn1(cell.conv1(up), training=True))
+    main = tf.nn.relu(cell.bn2(cell.conv2(h), training=True))
+    np.testing.assert_allclose(out, main + cell.sc_conv(up), atol=1e-4)
+
+
+def test_up_modes_golden_values():
+    x = tf.reshape(tf.constant([0.0, 1.0, 2.0, 3.0]), [1, 2, 2, 1])
+    near = L.upsample(x, L.UP_NEAREST)[0, ..., 0].numpy()
+    np.testing.assert_array_equal(near, np.repeat(np.repeat([[0, 1], [2, 3]], 2, 0), 2, 1))
+    bil = L.upsample(x, L.UP_BILINEAR)[0, ..., 0].numpy()
+    # PyTorch F.interpolate(scale_factor=2, mode='bilinear', align_corners=False)
+    np.testing.assert_allclose(bil[0], [0.0, 0.25, 0.75, 1.0], atol=1e-6)
+    np.testing.assert_allclose(bil[:, 0], [0.0, 0.5, 1.5, 2.0], atol=1e-6)
+    # 4x skip up-sampling is one resize to the target size, not two 2x steps
+    bil4 = L.resize_to(x, (8, 8), L.UP_BILINEAR)[0, ..., 0].numpy()
+    np.testing.assert_allclose(bil4[0, :3], [0.0, 0.0, 0.125], atol=1e-6)
+    d = L.deconv2x2(5, "d")
+    assert L.upsample(x, L.UP_DECONV, 2, [d]).shape == (1, 4, 4, 5)
+
+
+def test_instance_norm_has_zero_mean_unit_variance_per_sample_and_channel():
+    x = tf.random.normal([3, 5, 5, 4]) * 7.0 + 3.0
+    y = L.instance_norm(x).numpy()
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+def test_spectral_norm_converges_to_unit_largest_singular_value():
+    keras.utils.set_random_seed(3)
+    layer = L.SNConv2D(6, 3)
+    layer.build((None, 5, 5, 4))
+    x = tf.zeros([1, 5, 5, 4])
+    for _ in range(60):
+        layer(x, training=True)
+    w = layer._normalized_kernel(False).numpy().reshape(-1, 6)
+    assert abs(np.linalg.svd(w, compute_uv=False)[0] - 1.0) < 1e-3
+    u_before = layer.u.numpy().copy()
+    layer(x, training=False)  # evaluation does not run the power iteration
+    np.testing.assert_array_equal(u_before, layer.u.numpy())
+
+
+def test_discriminator_grows_with_stage():
+    d = Discriminator(8, stage=0, input_resolution=32)
+    n = count_trainable_params(d)
+    for stage, res in [(0, 8), (1, 16), (2, 32)]:
+        d.set_stage(stage)
+        out = d(tf.random.normal([2, res, res, 3]), training=True)
+        assert out.shape == (2, 1) and out.dtype == tf.float32
+    assert count_trainable_params(d) == n
+
+
+# ----- serialisation ---------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda: DerivedGenerator(A, latent_dim=8, channels=8, bottom_width=2),
+    lambda: SharedGenerator(latent_dim=8, channels=8, bottom_width=2, stage=1),
+    lambda: Discriminator(8, stage=1, input_resolution=16),
+], ids=["derived", "shared", "discriminator"])
+def test_model_serialisation_round_trip(make):
+    model = make()
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    assert type(clone) is type(model)
+    assert clone.get_config() == model.get_config()
+    assert count_trainable_params(clone) == count_trainable_params(model)
+    clone.set_weights(model.get_weights())
+    if isinstance(model, Discriminator):
+        x = tf.random.normal([2, 16, 16, 3])
+        np.testing.assert_allclose(clone(x), model(x), atol=1e-6)
+    else:
+        z = tf.random.normal([2, 8])
+        args = (tf.constant(A),) if isinstance(model, SharedGenerator) else ()
+        np.testing.assert_allclose(clone(z, *args), model(z, *args), atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", [
+    SearchCell(8, 2), DerivedCell(8, 2, (0, 2, 2, 1, 3)), L.SNConv2D(4, 1, use_bias=False),
+    L.SNDense(1)], ids=["search_cell", "derived_cell", "sn_conv", "sn_dense"])
+def test_layer_config_round_trip(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_mixed_precision_policy_keeps_float32_variables_and_outputs():
+    g = DerivedGenerator(A, latent_dim=8, channels=8, bottom_width=2, dtype="mixed_bfloat16")
+    assert all(v.dtype == "float32" for v in g.weights)
+    out = g(tf.random.normal([2, 8]))
+    assert out.dtype == tf.float32 and out.shape == (2, 16, 16, 3)
+    assert g.cells[0].conv1.compute_dtype == "bfloat16"
