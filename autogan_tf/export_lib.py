@@ -1,0 +1,305 @@
+"""Exports a trained generator as a versioned SavedModel that TF Serving can serve.
+
+The layout is the one TF Serving polls: ``<export_base>/<version>/`` with ``saved_model.pb``,
+``variables/`` and ``assets/arch.json``. A version directory appears atomically (it is written
+under a hidden temporary name next to it and renamed), so a server watching ``export_base`` never
+sees a half-written version.
+
+Signatures of the exported model:
+
+* ``serving_default``: ``latent`` float32 [None, latent_dim] -> ``images`` float32
+  [N, R, R, 3] in [-1, 1].
+* ``generate``: ``seed`` int64 [] and ``num_images`` int32 [] -> ``images`` uint8 [N, R, R, 3].
+  The latents come from a stateless Philox normal draw keyed by ``seed``, so one seed gives the
+  same images in every process (see :func:`latents_from_seed`).
+
+The root object also carries the architecture JSON as a ``tf.saved_model.Asset``
+(``loaded.arch_json``); :func:`load_architecture` reads it back from disk without loading the
+graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+from autogan_tf import search_space as ss
+
+__all__ = [
+    "ARCH_ASSET",
+    "DEFAULT_SIGNATURE",
+    "GENERATE_SIGNATURE",
+    "ExportError",
+    "existing_versions",
+    "latest_version_dir",
+    "latents_from_seed",
+    "images_to_uint8",
+    "export_generator",
+    "load_architecture",
+    "read_export_metadata",
+]
+
+ARCH_ASSET = "arch.json"
+DEFAULT_SIGNATURE = "serving_default"
+GENERATE_SIGNATURE = "generate"
+
+_TMP_PREFIX = ".tmp-export-"
+
+
+class ExportError(RuntimeError):
+    """Raised when an export cannot be written or an exported model cannot be read."""
+
+
+# ----------------------------------------------------------------------------- versions
+
+
+def existing_versions(export_base: str) -> list[int]:
+    """Returns the numeric version directories under ``export_base``, sorted ascending.
+
+    Only names made of digits count, as in TF Serving; hidden temporary directories and other
+    entries are ignored. A missing ``export_base`` has no versions.
+    """
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(
+        int(entry)
+        for entry in os.listdir(export_base)
+        if entry.isdigit() and os.path.isdir(os.path.join(export_base, entry))
+    )
+
+
+def latest_version_dir(path: str) -> str:
+    """Returns ``path`` if it is a SavedModel, else its highest numbered version directory.
+
+    Raises:
+        ExportError: If ``path`` is neither a SavedModel nor an export base with versions.
+    """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [
+        v for v in existing_versions(path)
+        if os.path.isfile(os.path.join(path, str(v), "saved_model.pb"))
+    ]
+    if not versions:
+        raise ExportError(
+            f"{path}: neither a SavedModel (no saved_model.pb) nor an export base with numbered "
+            "version directories."
+        )
+    return os.path.join(path, str(versions[-1]))
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def latents_from_seed(seed, num_images, latent_dim: int) -> tf.Tensor:
+    """Draws the latents the ``generate`` signature uses for ``seed``.
+
+    A stateless normal draw with the Philox algorithm named explicitly, so the numbers do not
+    depend on the device or the process.
+
+    Args:
+        seed: int64 scalar (Python int or tensor).
+        num_images: int32 scalar, the number of latents.
+        latent_dim: Size of each latent.
+
+    Returns:
+        float32 tensor [num_images, latent_dim].
+    """
+    seed = tf.cast(seed, tf.int64)
+    key = tf.stack([seed, tf.constant(0, tf.int64)])
+    shape = tf.stack([tf.cast(num_images, tf.int32), tf.constant(latent_dim, tf.int32)])
+    return tf.random.stateless_normal(shape, seed=key, dtype=tf.float32, alg="philox")
+
+
+def images_to_uint8(images) -> tf.Tensor:
+    """Maps float images in [-1, 1] to uint8 [0, 255] (rounded, clipped)."""
+    images = tf.cast(images, tf.float32)
+    scaled = tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5)
+    return tf.cast(scaled, tf.uint8)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+class _ServingModule(tf.Module):
+    """The object graph that is saved: the generator's variables, the asset and the functions."""
+
+    def __init__(self, generator, arch_json_path: str, max_num_images: int):
+        super().__init__(name="autogan_generator")
+        # The Keras model is used through closures only and is not an attribute: saving tracks
+        # its variables, not the Keras object graph.
+        latent_dim = int(generator.latent_dim)
+        # Track the backing tf.Variables (not the Keras objects) so the functions' captures are
+        # reachable from the root, as keras.export.ExportArchive does.
+        self.model_variables = [_backing_variable(v) for v in generator.variables]
+        self.arch_json = tf.saved_model.Asset(arch_json_path)
+        self.latent_dim = tf.Variable(latent_dim, dtype=tf.int32, trainable=False)
+        self.output_resolution = tf.Variable(
+            int(generator.output_resolution), dtype=tf.int32, trainable=False
+        )
+
+        @tf.function(input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, "latent")])
+        def serve(latent):
+            images = generator(latent, training=False)
+            return {"images": tf.cast(images, tf.float32)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([], tf.int64, "seed"),
+                tf.TensorSpec([], tf.int32, "num_images"),
+            ]
+        )
+        def generate(seed, num_images):
+            check = tf.debugging.assert_less_equal(
+                num_images, tf.constant(max_num_images, tf.int32),
+                message=f"num_images must be at most {max_num_images}",
+            )
+            check_min = tf.debugging.assert_non_negative(
+                num_images, message="num_images must not be negative"
+            )
+            with tf.control_dependencies([check, check_min]):
+                latent = latents_from_seed(seed, num_images, latent_dim)
+            images = generator(latent, training=False)
+            return {"images": images_to_uint8(images)}
+
+        self.serve = serve
+        self.generate = generate
+
+
+def _backing_variable(variable):
+    """The tf.Variable behind a Keras 3 variable (or the variable itself)."""
+    if isinstance(variable, tf.Variable):
+        return variable
+    return variable.value
+
+
+def _next_version(export_base: str) -> int:
+    versions = existing_versions(export_base)
+    return versions[-1] + 1 if versions else 1
+
+
+def export_generator(
+    generator,
+    export_base: str,
+    version: int | None = None,
+    *,
+    max_num_images: int = 1024,
+    metadata: Mapping[str, Any] | None = None,
+) -> str:
+    """Writes ``generator`` as SavedModel ``<export_base>/<version>/`` for TF Serving.
+
+    Args:
+        generator: A built generator (e.g. ``DerivedGenerator``) with ``arch``, ``latent_dim``
+            and ``output_resolution``; ``generator(z, training=False)`` gives images in [-1, 1].
+            Mixed precision generators are fine: the signatures return float32 / uint8.
+        export_base: The model base path TF Serving is given (``--model_base_path``).
+        version: The version number; by default one more than the highest existing version,
+            or 1.
+        max_num_images: Largest ``num_images`` the ``generate`` signature accepts.
+        metadata: Extra JSON-able facts (e.g. the source checkpoint and step) stored under
+            ``"metadata"`` in ``assets/arch.json``; values JSON cannot hold are written as text.
+
+    Returns:
+        The written version directory.
+
+    Raises:
+        ExportError: If ``version`` is not a positive integer, already exists, or writing fails.
+    """
+    if version is None:
+        version = _next_version(export_base)
+    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be a positive integer, got {version!r}.")
+    if max_num_images < 1:
+        raise ExportError(f"max_num_images must be positive, got {max_num_images}.")
+    final_dir = os.path.join(export_base, str(version))
+    if os.path.exists(final_dir):
+        raise ExportError(
+            f"{final_dir} already exists; choose another --version or leave it unset to use "
+            f"{_next_version(export_base)}."
+        )
+    if not getattr(generator, "built", False):
+        raise ExportError("The generator is not built; call it once or build it before export.")
+
+    os.makedirs(export_base, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=export_base)
+    try:
+        arch_path = os.path.join(tmp_dir, ARCH_ASSET)  # copied into assets/ under this name
+        _write_arch_json(generator, arch_path, metadata)
+        module = _ServingModule(generator, arch_path, max_num_images)
+        model_dir = os.path.join(tmp_dir, "model")
+        tf.saved_model.save(
+            module,
+            model_dir,
+            signatures={
+                DEFAULT_SIGNATURE: module.serve.get_concrete_function(),
+                GENERATE_SIGNATURE: module.generate.get_concrete_function(),
+            },
+        )
+        try:
+            # Fails (ENOTEMPTY / EEXIST) rather than replace a version written meanwhile.
+            os.rename(model_dir, final_dir)
+        except OSError as err:
+            raise ExportError(f"Cannot move the export into {final_dir}: {err}") from err
+    except ExportError:
+        raise
+    except Exception as err:  # pylint: disable=broad-except
+        raise ExportError(f"Writing the SavedModel for {final_dir} failed: {err}") from err
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return final_dir
+
+
+def _write_arch_json(generator, path: str, metadata: Mapping[str, Any] | None) -> None:
+    arch = ss.Architecture.parse(generator.arch)
+    data = arch.to_dict(
+        latent_dim=int(generator.latent_dim),
+        channels=int(getattr(generator, "channels", 0)) or None,
+        bottom_width=int(getattr(generator, "bottom_width", 0)) or None,
+        output_resolution=int(generator.output_resolution),
+    )
+    if metadata:
+        data["metadata"] = dict(metadata)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+
+
+# ----------------------------------------------------------------------------- reading back
+
+
+def read_export_metadata(path: str) -> dict[str, Any]:
+    """Returns the parsed ``assets/arch.json`` of a SavedModel or of an export base's latest version.
+
+    Raises:
+        ExportError: If the asset is missing or not valid JSON.
+    """
+    model_dir = latest_version_dir(path)
+    asset = os.path.join(model_dir, "assets", ARCH_ASSET)
+    if not os.path.isfile(asset):
+        raise ExportError(f"{model_dir}: no assets/{ARCH_ASSET}; not an autogan_tf export.")
+    try:
+        with open(asset) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ExportError(f"{asset}: cannot read the architecture JSON ({err}).") from err
+
+
+def load_architecture(path: str) -> ss.Architecture:
+    """Returns the ``Architecture`` stored with an exported generator.
+
+    Args:
+        path: A SavedModel version directory or an export base (latest version is read).
+
+    Raises:
+        ExportError: If the asset is missing or malformed.
+    """
+    data = read_export_metadata(path)
+    try:
+        return ss.Architecture.parse(data.get("arch") if isinstance(data, dict) else data)
+    except ss.ArchitectureError as err:
+        raise ExportError(f"{path}: invalid architecture in {ARCH_ASSET} ({err}).") from err
