@@ -34,10 +34,12 @@ def _define_flags() -> None:
         "export_dir", None, "Export base, e.g. export/<name>; versions go in numbered subfolders."
     )
     flags.DEFINE_integer(
-        "version", None, "Version number to write (default: highest existing + 1, or 1).", lower_bound=1
+        "version", None, "Version number to write (default: highest existing + 1, or 1).",
+        lower_bound=1,
     )
     flags.DEFINE_integer(
-        "max_num_images", 1024, "Largest num_images the 'generate' signature accepts.", lower_bound=1
+        "max_num_images", 1024, "Largest num_images the 'generate' signature accepts.",
+        lower_bound=1,
     )
     flags.mark_flags_as_required(["checkpoint", "export_dir"])
 
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> None:
     try:
         if FLAGS.version is not None:
             target = os.path.join(FLAGS.export_dir, str(FLAGS.version))
-            if os.path.exists(target):
+            if os.path.exists(target):  # Checked before the (slow) checkpoint load.
                 raise export_lib.ExportError(f"{target} already exists; nothing was written.")
         generator, info = train_lib.load_generator_from_checkpoint(FLAGS.checkpoint)
         metadata = {"checkpoint": os.path.abspath(FLAGS.checkpoint)}

@@ -131,11 +131,10 @@ class _ServingModule(tf.Module):
 
     def __init__(self, generator, arch_json_path: str, max_num_images: int):
         super().__init__(name="autogan_generator")
-        # The Keras model is used through closures only and is not an attribute: saving tracks
-        # its variables, not the Keras object graph.
         latent_dim = int(generator.latent_dim)
-        # Track the backing tf.Variables (not the Keras objects) so the functions' captures are
-        # reachable from the root, as keras.export.ExportArchive does.
+        # The Keras model is reached through the functions' closures only, not as an attribute:
+        # saving tracks the backing tf.Variables (reachable from the root, as the functions'
+        # captures must be), not the Keras object graph, as keras.export.ExportArchive does.
         self.model_variables = [_backing_variable(v) for v in generator.variables]
         self.arch_json = tf.saved_model.Asset(arch_json_path)
         self.latent_dim = tf.Variable(latent_dim, dtype=tf.int32, trainable=False)
@@ -219,8 +218,8 @@ def export_generator(
     final_dir = os.path.join(export_base, str(version))
     if os.path.exists(final_dir):
         raise ExportError(
-            f"{final_dir} already exists; choose another --version or leave it unset to use "
-            f"{_next_version(export_base)}."
+            f"{final_dir} already exists; nothing was written. Choose another version or leave "
+            f"it unset (next free version: {_next_version(export_base)})."
         )
     if not getattr(generator, "built", False):
         raise ExportError("The generator is not built; call it once or build it before export.")
@@ -273,7 +272,7 @@ def _write_arch_json(generator, path: str, metadata: Mapping[str, Any] | None) -
 
 
 def read_export_metadata(path: str) -> dict[str, Any]:
-    """Returns the parsed ``assets/arch.json`` of a SavedModel or of an export base's latest version.
+    """Returns the parsed ``assets/arch.json`` of a SavedModel or an export base's latest version.
 
     Raises:
         ExportError: If the asset is missing or not valid JSON.

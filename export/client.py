@@ -101,10 +101,12 @@ def build_rest_request(
             "signature_name": signature,
             "inputs": {"seed": int(seed), "num_images": int(num_images)},
         }
-    raise ClientError(f"Unknown signature {signature!r}; use {DEFAULT_SIGNATURE} or {GENERATE_SIGNATURE}.")
+    raise ClientError(_unknown_signature(signature))
 
 
-def parse_rest_response(body: str | bytes | dict, signature: str = GENERATE_SIGNATURE) -> np.ndarray:
+def parse_rest_response(
+    body: str | bytes | dict, signature: str = GENERATE_SIGNATURE
+) -> np.ndarray:
     """Turns a ``:predict`` response into the images array.
 
     Accepts the row-format answer ``{"predictions": [...]}`` (a list of images, or of
@@ -146,6 +148,10 @@ def parse_rest_response(body: str | bytes | dict, signature: str = GENERATE_SIGN
             return images.reshape((0, 0, 0, 3))
         raise ClientError(f"Expected images [N, R, R, 3], got shape {images.shape}.")
     return images
+
+
+def _unknown_signature(signature: str) -> str:
+    return f"Unknown signature {signature!r}; use {DEFAULT_SIGNATURE} or {GENERATE_SIGNATURE}."
 
 
 def _pick_output(outputs: dict) -> Any:
@@ -225,7 +231,7 @@ def build_grpc_request(
             tf.make_tensor_proto(int(num_images), dtype=tf.int32, shape=[])
         )
     else:
-        raise ClientError(f"Unknown signature {signature!r}; use {DEFAULT_SIGNATURE} or {GENERATE_SIGNATURE}.")
+        raise ClientError(_unknown_signature(signature))
     return request
 
 

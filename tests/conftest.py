@@ -19,3 +19,13 @@ def pytest_configure(config):
 def rng():
     """A numpy generator seeded the same way in every test."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def digits_cache(tmp_path_factory):
+    """A cache dir holding the digits classifier (built once per test process)."""
+    from autogan_tf import digits_classifier
+
+    cache = str(tmp_path_factory.getbasetemp() / "autogan_tf_cache")
+    digits_classifier.ensure_digits_classifier(cache)
+    return cache

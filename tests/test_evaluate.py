@@ -14,14 +14,6 @@ from autogan_tf import data, digits_classifier, evaluate, metrics
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="session")
-def digits_cache(tmp_path_factory):
-    """A cache dir holding the digits classifier (built once per test session)."""
-    cache = str(tmp_path_factory.getbasetemp() / "autogan_tf_cache")
-    digits_classifier.ensure_digits_classifier(cache)
-    return cache
-
-
 class _TinyGenerator(tf.Module):
     """latent [N, 128] -> tanh images [N, 16, 16, 3]; ``scale`` tells versions apart."""
 

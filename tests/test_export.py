@@ -231,6 +231,9 @@ def test_latents_from_seed_is_stateless():
     c = export_lib.latents_from_seed(4, 4, 5).numpy()
     np.testing.assert_array_equal(a, b)
     assert a.shape == (4, 5) and not np.allclose(a, c)
+    # Golden Philox values: a change of algorithm or key layout would change every seed's images.
+    np.testing.assert_allclose(export_lib.latents_from_seed(7, 1, 4).numpy(),
+                               [[-0.6741728, -0.3586926, -1.8795817, -1.4728931]], atol=1e-6)
     np.testing.assert_array_equal(
         export_lib.images_to_uint8(tf.constant([-1.0, -2.0, 0.0, 1.0, 3.0])).numpy(),
         [0, 0, 128, 255, 255])
@@ -266,26 +269,34 @@ def _run_binary(*args):
     return _run([sys.executable, "-c", _BINARY_DRIVER, *args])
 
 
-@pytest.mark.parametrize("case", ["ok_then_existing", "bad_checkpoint"])
-def test_export_binary(tmp_path, case):
+def test_export_binary_writes_a_version(tmp_path):
     export_dir = str(tmp_path / "export" / "tiny")
-    if case == "ok_then_existing":
-        proc = _run_binary("--checkpoint=GOOD", f"--export_dir={export_dir}")
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        path = os.path.join(export_dir, "1")
-        assert f"Exported SavedModel: {path}" in proc.stdout
-        assert f"saved_model_cli show --dir {path} --all" in proc.stdout
-        meta = export_lib.read_export_metadata(export_dir)
-        assert meta["metadata"]["step"] == 5
-        assert meta["metadata"]["checkpoint"] == os.path.join(REPO, "GOOD")
+    proc = _run_binary("--checkpoint=GOOD", f"--export_dir={export_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    path = os.path.join(export_dir, "1")
+    assert f"Exported SavedModel: {path}" in proc.stdout
+    assert f"saved_model_cli show --dir {path} --all" in proc.stdout
+    meta = export_lib.read_export_metadata(export_dir)
+    assert meta["arch"] == list(ss.REFERENCE_ARCHS[ARCH])
+    assert meta["metadata"] == {"checkpoint": os.path.join(REPO, "GOOD"), "step": 5}
+
+
+@pytest.mark.parametrize("case", ["existing_version", "bad_checkpoint"])
+def test_export_binary_errors_exit_cleanly(tmp_path, case):
+    export_dir = tmp_path / "export" / "tiny"
+    if case == "existing_version":
+        (export_dir / "1").mkdir(parents=True)
+        (export_dir / "1" / "saved_model.pb").write_bytes(b"old")
         proc = _run_binary("--checkpoint=GOOD", f"--export_dir={export_dir}", "--version=1")
-        assert proc.returncode == 1
         assert "already exists" in proc.stderr
+        assert (export_dir / "1" / "saved_model.pb").read_bytes() == b"old"
+        assert os.listdir(export_dir) == ["1"]
     else:
         proc = _run_binary("--checkpoint=/no/such/run", f"--export_dir={export_dir}")
-        assert proc.returncode == 1
         assert "no checkpoint found at /no/such/run" in proc.stderr
-        assert not os.path.exists(export_dir)
+        assert not export_dir.exists()
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("export: error:") or "\nexport: error:" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -384,3 +395,96 @@ def test_grid_png_decodes(client, rng):
     np.testing.assert_array_equal(grid[1:5, 8:14], client.to_uint8(images[1]))
     decoded = tf.io.decode_png(client.encode_png(grid)).numpy()
     np.testing.assert_array_equal(decoded, grid)
+
+
+def test_models_config_parses():
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with open(os.path.join(REPO, "export", "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    models = config.model_config_list.config
+    assert [m.name for m in models][0] == "autogan"
+    assert all(m.model_platform == "tensorflow" and os.path.isabs(m.base_path) for m in models)
+
+
+def test_client_main_rest_against_fake_server(client, tmp_path):
+    import http.server
+    import threading
+
+    images = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            seen["path"] = self.path
+            seen["body"] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            payload = json.dumps({"outputs": images.tolist()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = tmp_path / "grid.png"
+        code = client.main(["--mode=rest", "--host=127.0.0.1", f"--port={server.server_port}",
+                            "--seed=9", "--num_images=2", "--cols=2", f"--output={out}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0
+    assert seen["path"] == "/v1/models/autogan:predict"
+    assert seen["body"] == {"signature_name": "generate", "inputs": {"seed": 9, "num_images": 2}}
+    np.testing.assert_array_equal(tf.io.decode_png(out.read_bytes()).numpy(),
+                                  client.image_grid(images, cols=2))
+
+
+def test_client_main_grpc_against_fake_server(client, tmp_path):
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    seen = {}
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 (gRPC's name)
+            seen["request"] = request
+            latents = tf.make_ndarray(request.inputs["latent"])
+            response = predict_pb2.PredictResponse()
+            images = np.tanh(np.broadcast_to(latents[:, :1, None, None], (len(latents), 4, 4, 3)))
+            response.outputs["images"].CopyFrom(tf.make_tensor_proto(images.astype(np.float32)))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        out = tmp_path / "grid.png"
+        code = client.main(["--mode=grpc", "--host=127.0.0.1", f"--port={port}",
+                            "--signature=serving_default", "--latent_dim=4", "--num_images=3",
+                            "--version=2", f"--output={out}"])
+    finally:
+        server.stop(None)
+    assert code == 0
+    request = seen["request"]
+    assert (request.model_spec.name, request.model_spec.signature_name) == ("autogan",
+                                                                            "serving_default")
+    assert request.model_spec.version.value == 2
+    assert tf.make_ndarray(request.inputs["latent"]).shape == (3, 4)
+    assert tf.io.decode_png(out.read_bytes()).shape == (2 * 6 + 2, 2 * 6 + 2, 3)
+
+
+def test_client_reports_unreachable_server(client, tmp_path, capsys):
+    code = client.main(["--mode=rest", "--host=127.0.0.1", "--port=1", "--timeout=2",
+                        f"--output={tmp_path / 'x.png'}"])
+    assert code == 1
+    assert "client: error:" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

@@ -24,14 +24,6 @@ def _tiny_classifier(classifier_id="tiny-test", input_size=4, seed=0):
     return metrics.Classifier(fn, classifier_id, input_size)
 
 
-@pytest.fixture(scope="session")
-def digits_cache(tmp_path_factory):
-    """A cache dir holding the digits classifier (built once per test session)."""
-    cache = str(tmp_path_factory.getbasetemp() / "autogan_tf_cache")
-    digits_classifier.ensure_digits_classifier(cache)
-    return cache
-
-
 # ----------------------------------------------------------------------------- Inception score
 
 
