@@ -100,6 +100,9 @@ class SearchCell(keras.layers.Layer):
         self.skip_deconv_x2 = [L.deconv2x2(c, "skip_deconv_x2", dt)]
         self.skip_deconv_x4 = [L.deconv2x2(c, f"skip_deconv_x4_{i}", dt) for i in range(2)]
         self.skip_convs = [L.conv1x1(c, f"skip_conv_{s}", dt) for s in range(self.cell_index)]
+        L.track_for_checkpoint(self, "ckpt_skip_deconv_x2", self.skip_deconv_x2)
+        L.track_for_checkpoint(self, "ckpt_skip_deconv_x4", self.skip_deconv_x4)
+        L.track_for_checkpoint(self, "ckpt_skip_conv", self.skip_convs)
 
     def build(self, input_shape):
         n, h, w, cin = input_shape
@@ -195,6 +198,8 @@ class DerivedCell(keras.layers.Layer):
         self.skip_deconvs = [
             [L.deconv2x2(c, f"skip{s}_deconv_{i}", dt) for i in range(self.cell_index - s)]
             if deconv else [] for s in self.sources]
+        for name in ("deconv1", "sc_deconv", "skip_convs", "skip_deconvs"):
+            L.track_for_checkpoint(self, f"ckpt_{name}", getattr(self, name))
 
     def build(self, input_shape):
         n, h, w, cin = input_shape
@@ -312,6 +317,7 @@ class SharedGenerator(_GeneratorBase):
         self.stage = int(stage)
         self.cells = [SearchCell(self.channels, c, name=f"cell{c}", dtype=self.dtype_policy)
                       for c in range(ss.NUM_CELLS)]
+        L.track_for_checkpoint(self, "ckpt_cell", self.cells)
         self.build_all()
 
     def build_all(self):
@@ -370,6 +376,7 @@ class DerivedGenerator(_GeneratorBase):
             DerivedCell(self.channels, c, self.arch.tokens[ss.stage_slice(c)], name=f"cell{c}",
                         dtype=self.dtype_policy)
             for c in range(ss.NUM_CELLS)]
+        L.track_for_checkpoint(self, "ckpt_cell", self.cells)
         self.l1.build((None, self.latent_dim))
         res = self.bottom_width
         for cell in self.cells:

@@ -24,6 +24,7 @@ __all__ = [
     "conv2d",
     "conv1x1",
     "deconv2x2",
+    "track_for_checkpoint",
 ]
 
 UP_BILINEAR, UP_NEAREST, UP_DECONV = 0, 1, 2
@@ -44,11 +45,13 @@ def bias_initializer():
 def batch_norm(name: str, dtype=None) -> keras.layers.BatchNormalization:
     """Batch norm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5).
 
-    The scale starts at N(1, 0.02) as in the reference's `weights_init`.
+    The scale starts at N(1, 0.02) as in the reference's `weights_init`. Built inside a
+    `tf.distribute` strategy's scope, it synchronises batch statistics across replicas, so a
+    data-parallel step normalises with the statistics of the global batch.
     """
     return keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
-        name=name, dtype=dtype)
+        synchronized=tf.distribute.has_strategy(), name=name, dtype=dtype)
 
 
 def conv2d(filters: int, name: str, dtype=None, kernel_size: int = 3) -> keras.layers.Conv2D:
@@ -66,6 +69,20 @@ def deconv2x2(filters: int, name: str, dtype=None) -> keras.layers.Conv2DTranspo
     return keras.layers.Conv2DTranspose(
         filters, 2, strides=2, padding="valid", kernel_initializer=conv_initializer(),
         bias_initializer=bias_initializer(), name=name, dtype=dtype)
+
+
+def track_for_checkpoint(owner, name: str, layers) -> None:
+    """Gives each layer of a (nested) list an attribute of its own on `owner`.
+
+    Keras tracks layers held in lists for its own weight lists, but `tf.train.Checkpoint` only
+    follows attributes; without this, the weights of listed layers would be left out of
+    checkpoints.
+    """
+    for i, item in enumerate(layers):
+        if isinstance(item, (list, tuple)):
+            track_for_checkpoint(owner, f"{name}_{i}", item)
+        else:
+            setattr(owner, f"{name}_{i}", item)
 
 
 def instance_norm(x: tf.Tensor, epsilon: float = 1e-5) -> tf.Tensor:
