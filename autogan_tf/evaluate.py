@@ -1,11 +1,13 @@
 r"""Scores generated images by Inception score and FID and writes a JSON report.
 
-The images come from an ``.npz`` or an image folder (``--images``) or from a generator
+The images come from an ``.npz`` or an image folder (``--images``), from a generator
 SavedModel (``--saved_model``: a directory whose ``serving_default`` signature maps ``latent``
 float32 [N, 128] to images float32 in [-1, 1], or an export base ``export/<name>`` whose
-highest numbered version is used). FID needs real statistics: ``--real_stats`` (an ``.npz``) or
-``--dataset`` (with ``--resolution`` and ``--data_dir``), whose statistics are computed once and
-cached.
+highest numbered version is used) or from a training run (``--checkpoint``: a run directory of
+``python -m autogan_tf.train``, whose best-by-FID EMA generator is used, else its latest
+checkpoint; or a checkpoint prefix inside one). FID needs real statistics: ``--real_stats`` (an
+``.npz``) or ``--dataset`` (with ``--resolution`` and ``--data_dir``), whose statistics are
+computed once and cached.
 
 Example::
 
@@ -14,6 +16,9 @@ Example::
         --num_images=50000 --output=report.json
 
     python -m autogan_tf.evaluate --images=samples.npz --classifier=digits --dataset=digits
+
+    python -m autogan_tf.evaluate --checkpoint=runs/digits/train --classifier=digits \
+        --dataset=digits --num_images=10000
 
 The report holds ``is_mean``, ``is_std``, ``fid`` (null without real statistics),
 ``num_images``, ``classifier``, ``source``, ``real_stats``, ``seed`` and ``timings`` in seconds.
@@ -39,10 +44,12 @@ __all__ = [
     "load_generated_images",
     "resolve_saved_model_dir",
     "saved_model_sampler",
+    "checkpoint_sampler",
     "resolve_real_stats",
     "evaluate_sample_fn",
     "evaluate_images",
     "evaluate_saved_model",
+    "evaluate_checkpoint",
     "main",
 ]
 
@@ -206,6 +213,75 @@ def saved_model_sampler(path: str, seed: int = 0) -> Callable[[int], tf.Tensor]:
 
     sample_fn.loaded_model = loaded  # Keeps the restored functions alive.
     sample_fn.image_shape = image_shape  # [H, W, C] of one image; does not advance the seed.
+    return sample_fn
+
+
+def checkpoint_sampler(
+    path: str, seed: int = 0, batch_size: int = metrics.DEFAULT_BATCH_SIZE
+) -> Callable[[int], tf.Tensor]:
+    """Returns ``sample_fn(n)`` drawing n images from the EMA generator of a training run.
+
+    The generator comes from :func:`autogan_tf.train_lib.load_generator_from_checkpoint`. The
+    latents of images ``i .. i + n - 1`` (counting from the first image drawn) are
+    ``tf.random.stateless_normal([n, latent_dim], seed=[seed, i])``, so the same seed and the
+    same call sizes give the same images. Calls of more than ``batch_size`` images are split
+    into batches of at most that many, each run through one ``tf.function``.
+
+    Args:
+        path: A training run directory or a checkpoint prefix inside one.
+        seed: Latent seed.
+        batch_size: Most images per generator call.
+
+    Returns:
+        The sample function, returning float32 [n, R, R, 3] in [-1, 1]. It carries
+        ``generator``, ``info`` (from the loader: ``run_dir``, ``checkpoint``, ``kind``,
+        ``arch``) and ``image_shape()`` ([H, W, C] of one image; does not advance the latents).
+
+    Raises:
+        EvaluationError: If the checkpoint is missing, corrupt or does not match its run's
+            configuration.
+    """
+    from autogan_tf import train_lib  # pylint: disable=import-outside-toplevel
+
+    if batch_size < 1:
+        raise EvaluationError(f"batch_size must be positive, got {batch_size}.")
+    try:
+        generator, info = train_lib.load_generator_from_checkpoint(path)
+    except train_lib.CheckpointError as err:
+        raise EvaluationError(str(err)) from err
+    except (KeyError, TypeError) as err:  # A config.json that TrainConfig cannot take.
+        raise EvaluationError(f"{path}: cannot read the training configuration ({err}).") from err
+    latent_dim = int(generator.latent_dim)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)],
+        autograph=False,
+    )
+    def generate(key, n):
+        latent = tf.random.stateless_normal(tf.stack([n, latent_dim]), seed=key)
+        return tf.cast(generator(latent, training=False), tf.float32)
+
+    position = 0
+
+    def sample_fn(n: int) -> tf.Tensor:
+        nonlocal position
+        if n < 1:
+            raise EvaluationError(f"Asked for {n} images; ask for at least one.")
+        batches = []
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start)
+            key = tf.constant([seed, position], tf.int64)
+            batches.append(generate(key, tf.constant(size, tf.int32)))
+            position += size
+        return batches[0] if len(batches) == 1 else tf.concat(batches, axis=0)
+
+    def image_shape() -> tuple[int, ...]:
+        probe = generate(tf.constant([seed, 0], tf.int64), tf.constant(1, tf.int32))
+        return tuple(int(d) for d in probe.shape[1:])
+
+    sample_fn.generator = generator
+    sample_fn.info = info
+    sample_fn.image_shape = image_shape
     return sample_fn
 
 
@@ -375,6 +451,43 @@ def evaluate_saved_model(
     return report
 
 
+def evaluate_checkpoint(
+    path: str,
+    num_images: int,
+    classifier: metrics.Classifier | str,
+    real_stats: Any = None,
+    seed: int = 0,
+    splits: int = 10,
+    batch_size: int = metrics.DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Scores images generated by the EMA generator of a training run.
+
+    Args:
+        path: A training run directory or a checkpoint prefix (see :func:`checkpoint_sampler`).
+        num_images: Images to generate and score.
+        classifier: A :class:`autogan_tf.metrics.Classifier` or a spec.
+        real_stats: Real statistics or None.
+        seed: Latent seed.
+        splits: IS splits.
+        batch_size: Images per call.
+        progress: Show a progress bar.
+
+    Returns:
+        The report of :func:`evaluate_sample_fn`, plus ``checkpoint`` (the loader's ``info``:
+        the run directory, the checkpoint prefix used, its kind and the architecture).
+
+    Raises:
+        EvaluationError: If the checkpoint cannot be loaded.
+    """
+    sample_fn = checkpoint_sampler(path, seed, batch_size)
+    report = evaluate_sample_fn(
+        sample_fn, num_images, classifier, real_stats, splits, batch_size, progress
+    )
+    report["checkpoint"] = dict(sample_fn.info)
+    return report
+
+
 # ----------------------------------------------------------------------------- binary
 
 
@@ -384,6 +497,9 @@ def _define_flags() -> None:
     flags.DEFINE_string("images", None, "An .npz of generated images or a folder of png/jpg.")
     flags.DEFINE_string(
         "saved_model", None, "Generator SavedModel dir, or export/<name> (highest version)."
+    )
+    flags.DEFINE_string(
+        "checkpoint", None, "Training run directory or checkpoint prefix (its EMA generator)."
     )
     flags.DEFINE_integer("num_images", 50000, "Images to score.")
     flags.DEFINE_integer("batch_size", metrics.DEFAULT_BATCH_SIZE, "Images per classifier call.")
@@ -397,7 +513,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("real_num_images", None, "Real images for statistics (default: all).")
     flags.DEFINE_string("cache_dir", None, "Cache for classifiers and statistics.")
     flags.DEFINE_integer("splits", 10, "Inception score splits.")
-    flags.DEFINE_integer("seed", 0, "Latent seed for --saved_model.")
+    flags.DEFINE_integer("seed", 0, "Latent seed for --saved_model and --checkpoint.")
     flags.DEFINE_string("output", None, "Write the JSON report here.")
     flags.DEFINE_bool("progress", True, "Show progress bars.")
 
@@ -408,9 +524,9 @@ def _run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-    sources = [name for name in ("images", "saved_model") if getattr(FLAGS, name)]
+    sources = [name for name in ("images", "saved_model", "checkpoint") if getattr(FLAGS, name)]
     if len(sources) != 1:
-        raise app.UsageError("Give exactly one of --images or --saved_model.")
+        raise app.UsageError("Give exactly one of --images, --saved_model or --checkpoint.")
     if FLAGS.real_stats and FLAGS.dataset:
         raise app.UsageError("Give at most one of --real_stats and --dataset.")
     if FLAGS.num_images < 1 or FLAGS.batch_size < 1 or FLAGS.splits < 1:
@@ -422,9 +538,9 @@ def _run(argv: list[str]) -> None:
     timings["load_classifier_s"] = time.perf_counter() - start
 
     # Image sources. Each branch sets `side` (the images' side, for --dataset statistics),
-    # `source` (for the report) and `run_scores(stats) -> report`; a further source (e.g. a
-    # training checkpoint) adds its flag to `_define_flags`, its name to `sources` above and a
-    # branch here that builds a sample function and calls `evaluate_sample_fn`.
+    # `source` (for the report) and `run_scores(stats) -> report`; a further source adds its
+    # flag to `_define_flags`, its name to `sources` above and a branch here that builds a
+    # sample function and calls `evaluate_sample_fn`.
     if FLAGS.images:
         images = load_generated_images(FLAGS.images)
         num_images = FLAGS.num_images
@@ -438,6 +554,14 @@ def _run(argv: list[str]) -> None:
         source = {"images": os.path.abspath(FLAGS.images)}
         run_scores = lambda stats: evaluate_images(  # noqa: E731
             images, classifier, stats, num_images, FLAGS.splits, FLAGS.batch_size, FLAGS.progress
+        )
+    elif FLAGS.checkpoint:
+        sample_fn = checkpoint_sampler(FLAGS.checkpoint, FLAGS.seed, FLAGS.batch_size)
+        side = sample_fn.image_shape()[0]
+        source = {"checkpoint": dict(sample_fn.info, path=os.path.abspath(FLAGS.checkpoint))}
+        run_scores = lambda stats: evaluate_sample_fn(  # noqa: E731
+            sample_fn, FLAGS.num_images, classifier, stats, FLAGS.splits, FLAGS.batch_size,
+            FLAGS.progress,
         )
     else:
         model_dir = resolve_saved_model_dir(FLAGS.saved_model)

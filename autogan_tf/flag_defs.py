@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import Optional
 
 from absl import flags
+from absl import logging as absl_logging
 
 __all__ = ["SEED", "shared_training_config", "gan_config", "make_strategy", "model_sizes"]
+
+# TensorFlow logs every checkpoint write at INFO; `--verbosity=0` brings those back.
+flags.FLAGS.set_default("verbosity", absl_logging.WARNING)
 
 DATASET = flags.DEFINE_string("dataset", "digits", "cifar10, stl10, digits (embedded, offline), "
                               "an image folder or an .npz of uint8 images.")

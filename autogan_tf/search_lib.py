@@ -52,5 +52,25 @@ def run_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_di
             f.write(flags_text)
     tuner.search()
     path = tuner.write_top_architectures()
+    state = tuner.get_state()
     return {"top_architectures": path, "architectures": oracle.top_architectures(),
-            "seconds": round(time.time() - t0, 1), "resets": tuner.get_state()["resets"]}
+            "seconds": round(time.time() - t0, 1), "resets": state["resets"],
+            "reward_by_stage": reward_trend(state["rewards"], oracle_cfg)}
+
+
+def reward_trend(rewards, oracle_cfg: OracleConfig) -> list:
+    """Per stage, the mean controller reward of its first and of its last iteration.
+
+    Args:
+      rewards: [iteration, kind, reward] rows, as the tuner records them.
+    """
+    out = []
+    for stage in range(len(oracle_cfg.iterations_per_stage)):
+        first, last = oracle_cfg.first_iteration(stage), oracle_cfg.last_iteration(stage)
+        means = []
+        for it in (first, last):
+            r = [row[2] for row in rewards if row[0] == it and row[1] == "controller"]
+            means.append(round(sum(r) / len(r), 4) if r else None)
+        out.append({"stage": stage, "first_iteration_mean": means[0],
+                    "last_iteration_mean": means[1]})
+    return out

@@ -1,4 +1,4 @@
-"""Shared pytest setup: quiet TensorFlow logs, a seeded RNG fixture and the ``slow`` marker."""
+"""Shared pytest setup: quiet TensorFlow logs, the ``slow`` marker and shared fixtures."""
 
 import os
 import sys
@@ -29,3 +29,36 @@ def digits_cache(tmp_path_factory):
     cache = str(tmp_path_factory.getbasetemp() / "autogan_tf_cache")
     digits_classifier.ensure_digits_classifier(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_train_run(tmp_path_factory, digits_cache):
+    """A training run directory of a tiny digits generator, trained for two iterations.
+
+    Written by ``train_lib.Trainer(cfg, run_dir).train()``: ``config.json``, ``ckpt/`` (a
+    checkpoint per iteration) and ``best/ema_generator`` (from the final evaluation).
+
+    Returns:
+        ``(run_dir, cfg)``: the directory and its ``train_lib.TrainConfig``.
+    """
+    from autogan_tf import train_lib
+    from autogan_tf.gan import GANConfig
+
+    cfg = train_lib.TrainConfig(
+        dataset="digits",
+        bottom_width=2,
+        gf=8,
+        df=8,
+        gan=GANConfig(latent_dim=16, d_batch_size=8, g_batch_size=8, n_critic=1, ema_decay=0.9),
+        max_iterations=2,
+        eval_every=1000,
+        eval_images=100,
+        real_num_images=200,
+        classifier="digits",
+        cache_dir=digits_cache,
+        checkpoint_every=1,
+        progress=False,
+    )
+    run_dir = str(tmp_path_factory.mktemp("tiny_train_run"))
+    train_lib.Trainer(cfg, run_dir).train()
+    return run_dir, cfg

@@ -1,4 +1,4 @@
-"""Tests of autogan_tf.evaluate: image sources, generator SavedModels, errors and the binary."""
+"""Tests of autogan_tf.evaluate: image sources, SavedModels, training runs, errors, the binary."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autogan_tf import data, digits_classifier, evaluate, metrics
+from autogan_tf import data, digits_classifier, evaluate, metrics, train_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,6 +132,68 @@ def test_stats_from_another_classifier_rejected(tmp_path, digits_cache):
     assert evaluate.resolve_real_stats(classifier) is None
 
 
+def _score_with_stateless_latents(generator, seed, num_images, classifier, batch_size):
+    """IS/FID of ``generator`` with latents stateless_normal([n, d], seed=[seed, first index])."""
+    position = 0
+
+    def sample_fn(n):
+        nonlocal position
+        latent = tf.random.stateless_normal([n, generator.latent_dim], seed=[seed, position])
+        position += n
+        return generator(latent, training=False)
+
+    return metrics.score_generator(sample_fn, num_images, classifier, splits=2,
+                                   batch_size=batch_size)
+
+
+def test_evaluate_checkpoint_matches_score_generator(tiny_train_run, digits_cache):
+    run_dir, cfg = tiny_train_run
+    classifier = metrics.load_classifier("digits", digits_cache)
+    report = evaluate.evaluate_checkpoint(
+        run_dir, 120, classifier, seed=5, splits=2, batch_size=50
+    )
+    generator, info = train_lib.load_generator_from_checkpoint(run_dir)
+    expected = _score_with_stateless_latents(generator, 5, 120, classifier, batch_size=50)
+    assert info["kind"] == "best" and report["checkpoint"] == info
+    assert report["checkpoint"]["arch"] == list(cfg.arch) and report["num_images"] == 120
+    assert report["fid"] is None
+    assert report["is_mean"] == pytest.approx(expected["is_mean"], rel=1e-5)
+    assert report["is_std"] == pytest.approx(expected["is_std"], rel=1e-4, abs=1e-6)
+    # Another seed draws other latents, hence (slightly) other scores.
+    other = evaluate.evaluate_checkpoint(
+        run_dir, 120, classifier, seed=6, splits=2, batch_size=50
+    )
+    assert other["is_mean"] != pytest.approx(expected["is_mean"], rel=1e-7)
+
+
+def test_checkpoint_sampler_batches_and_accepts_a_prefix(tiny_train_run):
+    run_dir, cfg = tiny_train_run
+    prefix = os.path.join(run_dir, "ckpt", "ckpt-2")
+    sampler = evaluate.checkpoint_sampler(prefix, seed=3, batch_size=4)
+    assert sampler.info["kind"] == "prefix" and sampler.info["checkpoint"] == prefix
+    assert sampler.image_shape() == (cfg.resolution, cfg.resolution, 3)
+    images = sampler(10).numpy()  # Three generator calls: 4 + 4 + 2 images.
+    assert images.shape == (10, cfg.resolution, cfg.resolution, 3) and images.dtype == np.float32
+    assert -1.0 <= images.min() and images.max() <= 1.0
+    latent = tf.random.stateless_normal([10, cfg.gan.latent_dim], seed=[3, 0])
+    expected = sampler.generator(latent[:4], training=False).numpy()
+    np.testing.assert_allclose(images[:4], expected, atol=1e-5)
+    assert not np.allclose(images[:4], images[4:8])
+
+
+def test_checkpoint_errors(tmp_path, tiny_train_run):
+    with pytest.raises(evaluate.EvaluationError, match="neither a training run directory"):
+        evaluate.checkpoint_sampler(str(tmp_path / "no_such_run"))
+    run_dir, _ = tiny_train_run
+    untrained = tmp_path / "untrained_run"  # A run's config.json, no checkpoint yet.
+    untrained.mkdir()
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        (untrained / "config.json").write_text(f.read())
+    with pytest.raises(evaluate.EvaluationError, match="without checkpoints") as caught:
+        evaluate.checkpoint_sampler(str(untrained))
+    assert isinstance(caught.value.__cause__, train_lib.CheckpointError)
+
+
 # ----------------------------------------------------------------------------- binary
 
 
@@ -173,4 +235,38 @@ def test_binary_reports_bad_input_and_exits_nonzero(tmp_path, digits_cache):
     )
     assert result.returncode != 0
     assert "No such image file or folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_binary_on_a_training_run_and_a_bogus_path(tmp_path, tiny_train_run, digits_cache):
+    run_dir, _ = tiny_train_run
+    output = tmp_path / "report.json"
+    result = _run_binary(
+        [
+            f"--checkpoint={run_dir}",
+            "--classifier=digits",
+            "--num_images=120",
+            "--batch_size=50",
+            "--splits=2",
+            "--seed=5",
+            f"--output={output}",
+            "--noprogress",
+        ],
+        digits_cache,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    classifier = metrics.load_classifier("digits", digits_cache)
+    generator, _ = train_lib.load_generator_from_checkpoint(run_dir)
+    expected = _score_with_stateless_latents(generator, 5, 120, classifier, batch_size=50)
+    assert report["is_mean"] == pytest.approx(expected["is_mean"], rel=1e-5)
+    assert report["source"]["checkpoint"]["kind"] == "best"
+    assert report["source"]["checkpoint"]["path"] == os.path.abspath(run_dir)
+    assert report["seed"] == 5 and report["fid"] is None
+
+    bogus = tmp_path / "no_such_run"
+    result = _run_binary([f"--checkpoint={bogus}", "--classifier=digits", "--noprogress"],
+                         digits_cache)
+    assert result.returncode == 1
+    assert f"evaluate: error: {bogus} is neither a training run directory" in result.stderr
     assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from autogan_tf import export_lib
 from autogan_tf import search_space as ss
+from autogan_tf import train_lib
 from autogan_tf.generators import DerivedGenerator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -300,9 +301,23 @@ def test_export_binary_errors_exit_cleanly(tmp_path, case):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("autogan_tf.train_lib") is None,
-                    reason="autogan_tf.train_lib not present")
-def test_export_binary_with_real_loader_rejects_missing_checkpoint(tmp_path):
+def test_export_binary_with_real_loader(tmp_path, tiny_train_run):
+    """Exports a real training run's EMA generator; a missing run exits 1 writing nothing."""
+    run_dir, cfg = tiny_train_run
+    export_dir = tmp_path / "export"
+    proc = _run([sys.executable, "-m", "autogan_tf.export", f"--checkpoint={run_dir}",
+                 f"--export_dir={export_dir}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = export_lib.read_export_metadata(str(export_dir))
+    assert meta["arch"] == list(cfg.arch)
+    assert meta["metadata"]["kind"] == "best"
+    assert meta["metadata"]["checkpoint"] == os.path.join(run_dir, "best", "ema_generator")
+    generator, _ = train_lib.load_generator_from_checkpoint(run_dir)
+    latents = export_lib.latents_from_seed(SEED, NUM_IMAGES, cfg.gan.latent_dim)
+    serve = tf.saved_model.load(str(export_dir / "1")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(latent=latents)["images"].numpy(),
+                               generator(latents, training=False).numpy(), atol=1e-5)
+
     proc = _run([sys.executable, "-m", "autogan_tf.export", f"--checkpoint={tmp_path / 'none'}",
                  f"--export_dir={tmp_path / 'out'}"])
     assert proc.returncode == 1

@@ -154,3 +154,16 @@ def test_bad_dataset_is_a_clear_error(tmp_path, digits_cache):
     oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache, dataset=str(tmp_path / "none.npz"))
     with pytest.raises(search_lib.SearchError, match="none.npz"):
         search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
+
+
+def test_reward_trend_means_first_and_last_iteration_per_stage():
+    cfg = OracleConfig(iterations_per_stage=(2, 1, 3), controller_steps=2, num_candidates=2,
+                       top_k=1)
+    rows = [[0, "controller", 1.0], [0, "controller", 2.0], [1, "controller", 4.0],
+            [1, "beam", 9.0], [2, "controller", 3.0], [3, "controller", 5.0],
+            [5, "controller", 7.0], [5, "controller", 8.0]]
+    assert search_lib.reward_trend(rows, cfg) == [
+        {"stage": 0, "first_iteration_mean": 1.5, "last_iteration_mean": 4.0},
+        {"stage": 1, "first_iteration_mean": 3.0, "last_iteration_mean": 3.0},
+        {"stage": 2, "first_iteration_mean": 5.0, "last_iteration_mean": 7.5},
+    ]
