@@ -37,6 +37,7 @@ __all__ = [
     "load_images",
     "load_digits_data",
     "resize_images",
+    "read_npz_array",
 ]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -199,7 +200,12 @@ def _digits_native() -> np.ndarray:
 # ----------------------------------------------------------------------------- npz and folders
 
 
-def _load_npz(path: str) -> np.ndarray:
+def read_npz_array(path: str) -> np.ndarray:
+    """The `images` array of an .npz (else its first array), unconverted.
+
+    Raises:
+        DatasetError: If the file is missing, unreadable or empty.
+    """
     if not os.path.isfile(path):
         raise DatasetError(f"No such .npz file: {path}")
     try:
@@ -207,12 +213,15 @@ def _load_npz(path: str) -> np.ndarray:
             keys = list(data.keys())
             if not keys:
                 raise DatasetError(f"{path}: the .npz file holds no arrays.")
-            images = data["images"] if "images" in keys else data[keys[0]]
+            return data["images"] if "images" in keys else data[keys[0]]
     except (OSError, ValueError) as err:
         if isinstance(err, DatasetError):
             raise
         raise DatasetError(f"{path}: cannot read the .npz file ({err}).") from err
-    return _as_rgb(images, path)
+
+
+def _load_npz(path: str) -> np.ndarray:
+    return _as_rgb(read_npz_array(path), path)
 
 
 def _list_image_files(folder: str) -> list[str]:

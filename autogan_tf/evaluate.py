@@ -113,15 +113,9 @@ def load_generated_images(path: str) -> np.ndarray:
     if not path.lower().endswith(".npz"):
         raise EvaluationError(f"{path}: expected an .npz file or a folder of png/jpg images.")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = list(npz.keys())
-            if not keys:
-                raise EvaluationError(f"{path}: the .npz file holds no arrays.")
-            images = npz["images"] if "images" in keys else npz[keys[0]]
-    except (OSError, ValueError) as err:
-        if isinstance(err, EvaluationError):
-            raise
-        raise EvaluationError(f"{path}: cannot read the .npz file ({err}).") from err
+        images = data.read_npz_array(path)
+    except data.DatasetError as err:
+        raise EvaluationError(str(err)) from err
     return _validate_images(images, path)
 
 

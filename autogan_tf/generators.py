@@ -287,6 +287,16 @@ class _GeneratorBase(keras.Model):
             kernel_initializer=keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform"))
         self.to_rgb = ToRGB(name="to_rgb", dtype=self.dtype_policy)
 
+    def _build_weights(self):
+        """Creates every weight eagerly (cells double the resolution in turn)."""
+        self.l1.build((None, self.latent_dim))
+        res = self.bottom_width
+        for cell in self.cells:
+            cell.build((None, res, res, self.channels))
+            res *= 2
+        self.to_rgb.build((None, res, res, self.channels))
+        self.built = True
+
     def _project(self, z):
         h = self.l1(z)
         return tf.reshape(h, [-1, self.bottom_width, self.bottom_width, self.channels])
@@ -318,16 +328,7 @@ class SharedGenerator(_GeneratorBase):
         self.cells = [SearchCell(self.channels, c, name=f"cell{c}", dtype=self.dtype_policy)
                       for c in range(ss.NUM_CELLS)]
         L.track_for_checkpoint(self, "ckpt_cell", self.cells)
-        self.build_all()
-
-    def build_all(self):
-        self.l1.build((None, self.latent_dim))
-        res = self.bottom_width
-        for cell in self.cells:
-            cell.build((None, res, res, self.channels))
-            res *= 2
-        self.to_rgb.build((None, res, res, self.channels))
-        self.built = True
+        self._build_weights()
 
     def set_stage(self, stage: int) -> None:
         if not 0 <= stage < ss.NUM_CELLS:
@@ -377,13 +378,7 @@ class DerivedGenerator(_GeneratorBase):
                         dtype=self.dtype_policy)
             for c in range(ss.NUM_CELLS)]
         L.track_for_checkpoint(self, "ckpt_cell", self.cells)
-        self.l1.build((None, self.latent_dim))
-        res = self.bottom_width
-        for cell in self.cells:
-            cell.build((None, res, res, self.channels))
-            res *= 2
-        self.to_rgb.build((None, res, res, self.channels))
-        self.built = True
+        self._build_weights()
 
     @property
     def output_resolution(self) -> int:

@@ -398,9 +398,10 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
             self._state["trained_iteration"] = iteration
             self._state["checkpoint"] = self._save_gan()
             self.save()
+            g_loss = summary["g_loss"]
             print(f"  shared training: {summary['d_steps']} D steps in "
-                  f"{summary['seconds']:.1f} s, d_loss {summary['d_loss']:.3f}, "
-                  f"g_loss {summary['g_loss']:.3f}", flush=True)
+                  f"{summary['seconds']:.1f} s, d_loss {summary['d_loss']:.3f}"
+                  + ("" if np.isnan(g_loss) else f", g_loss {g_loss:.3f}"), flush=True)
         seed = _stable_seed(self.config.seed, 6, iteration, step, kind == BEAM)
         r = self.reward(arch.padded(), seed)
         self._state["rewards"].append([iteration, kind, r])
