@@ -71,6 +71,13 @@ def default_classifier() -> str:
 
 def gan_config(ema_decay: Optional[float] = None):
     from autogan_tf.gan import GANConfig
+    if MIXED.value and not XLA.value:
+        import tensorflow as tf
+        if not tf.config.list_physical_devices("GPU"):
+            absl_logging.warning(
+                "--mixed_precision on a CPU without --xla: TensorFlow has no fast CPU kernel "
+                "for bf16 convolution gradients, so steps can be ten times slower than fp32; "
+                "add --xla")
     return GANConfig(latent_dim=LATENT.value, g_batch_size=G_BATCH.value,
                      d_batch_size=D_BATCH.value, n_critic=N_CRITIC.value, g_lr=G_LR.value,
                      d_lr=D_LR.value, beta_1=BETA1.value, beta_2=BETA2.value,

@@ -106,7 +106,9 @@ def resize_to(x: tf.Tensor, size, mode: int) -> tf.Tensor:
             return tf.reshape(y, [-1, h, w, c])
         return tf.image.resize(x, [h, w], method="nearest")
     if mode == UP_BILINEAR:
-        return tf.cast(tf.image.resize(x, [h, w], method="bilinear"), x.dtype)
+        # Resize in float32 (the kernel's output type) so the gradient keeps one precision.
+        y = tf.image.resize(tf.cast(x, tf.float32), [h, w], method="bilinear")
+        return tf.cast(y, x.dtype)
     raise ValueError(f"resize_to supports bilinear and nearest, got mode {mode}")
 
 

@@ -160,3 +160,13 @@ def test_distributed_derive_with_chief_and_two_workers(tmp_path, digits_cache):
     assert best["arch"] == summary["best"]["arch"]
     for i in range(3):
         assert (tmp_path / "derive" / f"candidate_{i}" / "report.json").exists()
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, digits_cache):
+    t = train_lib.Trainer(_cfg(digits_cache), str(tmp_path))
+    prefix = t.save()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["arch"] = [0, 2, 2, 1, 0, 2, 2, 1, 1, 0, 1, 2, 1, 2]  # deconvs and norms it never had
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(train_lib.CheckpointError, match="of another architecture"):
+        train_lib.load_generator_from_checkpoint(prefix)
