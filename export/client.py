@@ -57,6 +57,16 @@ class ClientError(RuntimeError):
 # ----------------------------------------------------------------------------- REST
 
 
+def _checked_latents(latents) -> np.ndarray:
+    """Latents as float32 [N, latent_dim], or a ClientError saying what is wrong."""
+    if latents is None:
+        raise ClientError("serving_default needs latents [N, latent_dim].")
+    latents = np.asarray(latents, dtype=np.float32)
+    if latents.ndim != 2:
+        raise ClientError(f"latents must be [N, latent_dim], got shape {latents.shape}.")
+    return latents
+
+
 def build_rest_request(
     signature: str = GENERATE_SIGNATURE,
     *,
@@ -86,11 +96,7 @@ def build_rest_request(
         ClientError: If the inputs do not fit the signature.
     """
     if signature == DEFAULT_SIGNATURE:
-        if latents is None:
-            raise ClientError("serving_default needs latents [N, latent_dim].")
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.ndim != 2:
-            raise ClientError(f"latents must be [N, latent_dim], got shape {latents.shape}.")
+        latents = _checked_latents(latents)
         rows = latents.tolist()
         instances = [{"latent": row} for row in rows] if named_instances else rows
         return {"signature_name": signature, "instances": instances}
@@ -217,11 +223,7 @@ def build_grpc_request(
     if version:
         request.model_spec.version.value = int(version)
     if signature == DEFAULT_SIGNATURE:
-        if latents is None:
-            raise ClientError("serving_default needs latents [N, latent_dim].")
-        latents = np.asarray(latents, dtype=np.float32)
-        if latents.ndim != 2:
-            raise ClientError(f"latents must be [N, latent_dim], got shape {latents.shape}.")
+        latents = _checked_latents(latents)
         request.inputs["latent"].CopyFrom(tf.make_tensor_proto(latents, dtype=tf.float32))
     elif signature == GENERATE_SIGNATURE:
         if seed is None or num_images is None:
