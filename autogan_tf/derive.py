@@ -39,6 +39,7 @@ flags.DEFINE_string("arch", None, "Unused by derive (the candidates give the arc
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    flag_defs.quiet_info_logs()
     from autogan_tf import derive_lib
     try:
         archs = derive_lib.load_candidates(_CANDIDATES.value, _NUM.value or None)

@@ -10,10 +10,7 @@ from typing import Optional
 from absl import flags
 from absl import logging as absl_logging
 
-__all__ = ["SEED", "shared_training_config", "gan_config", "make_strategy", "model_sizes"]
-
-# TensorFlow logs every checkpoint write at INFO; `--verbosity=0` brings those back.
-flags.FLAGS.set_default("verbosity", absl_logging.WARNING)
+__all__ = ["quiet_info_logs", "SEED", "shared_training_config", "gan_config", "make_strategy", "model_sizes"]
 
 DATASET = flags.DEFINE_string("dataset", "digits", "cifar10, stl10, digits (embedded, offline), "
                               "an image folder or an .npz of uint8 images.")
@@ -47,6 +44,13 @@ NUM_CPU_REPLICAS = flags.DEFINE_integer("num_cpu_replicas", 0, "With --strategy=
                                         "GPU: split the CPU into this many logical devices.",
                                         lower_bound=0)
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+
+def quiet_info_logs() -> None:
+    """TensorFlow logs every checkpoint write at INFO; show warnings only, unless the user
+    passed `--verbosity`."""
+    if not flags.FLAGS["verbosity"].present:
+        absl_logging.set_verbosity(absl_logging.WARNING)
 
 
 def default_bottom_width(dataset: str) -> int:

@@ -56,6 +56,7 @@ _LOG_EVERY = flags.DEFINE_integer("log_every", 50, "D steps between loss scalars
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    flag_defs.quiet_info_logs()
     from autogan_tf import search_lib
     from autogan_tf.oracle import OracleConfig
     try:

@@ -32,6 +32,7 @@ _RUN_DIR = flags.DEFINE_string("run_dir", "runs/train", "Run directory.")
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    flag_defs.quiet_info_logs()
     try:
         arch = ss.Architecture.parse(_ARCH.value)
         cfg = train_flags.train_config(arch.tokens)

@@ -125,6 +125,12 @@ def build_generator(cfg: TrainConfig, name: str = "generator") -> DerivedGenerat
                             dtype=precision_policy(cfg.mixed_precision), name=name)
 
 
+def _first_line(error: Exception, limit: int = 240) -> str:
+    """The start of an error's message (TF's can list every unmatched variable's values)."""
+    text = (str(error).splitlines() or [type(error).__name__])[0]
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _read_config(run_dir: str) -> Optional[dict]:
     path = os.path.join(run_dir, _CONFIG)
     if not os.path.exists(path):
@@ -189,7 +195,7 @@ class Trainer:
                 self.ckpt.read(latest).assert_existing_objects_matched()
             except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
                 raise CheckpointError(
-                    f"cannot restore {latest}: {str(e).splitlines()[0]}. The checkpoint is "
+                    f"cannot restore {latest}: {_first_line(e)}. The checkpoint is "
                     "corrupt or from another configuration; delete that checkpoint's files to "
                     "fall back to an older one, or use a new --run_dir") from e
             print(f"Resumed {self.run_dir} at generator iteration {self.iteration}", flush=True)
@@ -367,6 +373,5 @@ def load_generator_from_checkpoint(path: str):
     except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
         raise CheckpointError(
             f"cannot restore the generator of architecture {list(cfg.arch)} from {prefix}: "
-            f"{str(e).splitlines()[0]}. The checkpoint is corrupt or of another "
-            "architecture") from e
+            f"{_first_line(e)}. The checkpoint is corrupt or of another architecture") from e
     return gen, {"run_dir": run_dir, "checkpoint": prefix, "kind": kind, "arch": list(cfg.arch)}
