@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 __all__ = [
     "ArchitectureError",
@@ -308,8 +308,3 @@ def validate_cell(cell: int, tokens: Sequence[int]) -> None:
     prefix = [0] * _OFFSETS[cell]
     validate(list(prefix) + list(tokens), allow_partial=True)
 
-
-def all_stage_options(stage: int) -> Iterable[tuple]:
-    """Every token combination of one cell (for exhaustive tests)."""
-    import itertools
-    return itertools.product(*(range(t.size) for t in stage_tokens(stage)))

@@ -32,9 +32,10 @@ from autogan_tf import data as data_lib
 from autogan_tf import metrics
 from autogan_tf import search_space as ss
 from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.gan import (GANConfig, GANTrainer, draw_images, precision_policy,
+                            seeded_sampler)
 from autogan_tf.generators import DerivedGenerator
-from autogan_tf.tuner import image_grid
+from autogan_tf.tuner import log_image_grid
 
 __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
            "load_generator_from_checkpoint", "build_generator"]
@@ -227,27 +228,19 @@ class Trainer:
                     num_images=cfg.real_num_images, data_dir=cfg.data_dir)
         return self._real_stats
 
+    def sampler(self, seed: int):
+        """`sample_fn(n)` of the EMA generator on the latent sequence of `seed`."""
+        return seeded_sampler(self._eval_fn, self.cfg.gan.latent_dim, seed)
+
     def sample(self, num_images: int, seed: int) -> np.ndarray:
-        out, done = [], 0
-        while done < num_images:
-            n = min(self.cfg.eval_batch_size, num_images - done)
-            z = tf.random.stateless_normal([n, self.cfg.gan.latent_dim], [seed, done])
-            out.append(self._eval_fn(z).numpy())
-            done += n
-        return np.concatenate(out)
+        return draw_images(self.sampler(seed), num_images, self.cfg.eval_batch_size)
 
     def evaluate(self) -> dict:
         """IS and FID of the EMA generator (fixed latents, so evaluations are comparable)."""
         cfg = self.cfg
         t0 = time.time()
-        counter = [0]
-
-        def sample_fn(n):
-            z = tf.random.stateless_normal([n, cfg.gan.latent_dim], [cfg.seed + 7, counter[0]])
-            counter[0] += n
-            return self._eval_fn(z)
-
-        scores = metrics.score_generator(sample_fn, cfg.eval_images, self.classifier,
+        scores = metrics.score_generator(self.sampler(cfg.seed + 7), cfg.eval_images,
+                                         self.classifier,
                                          real_stats=self.real_stats(), splits=cfg.eval_splits,
                                          batch_size=cfg.eval_batch_size,
                                          progress=cfg.progress)
@@ -257,11 +250,9 @@ class Trainer:
         with self.writer.as_default():
             tf.summary.scalar("eval/inception_score", scores["is_mean"], step=self.iteration)
             tf.summary.scalar("eval/fid", scores["fid"], step=self.iteration)
-            grid = image_grid(self.sample(64, cfg.seed + 11))
-            tf.summary.image("samples/ema", grid[None], step=self.iteration)
-        os.makedirs(os.path.join(self.run_dir, "samples"), exist_ok=True)
-        tf.io.write_file(os.path.join(self.run_dir, "samples", f"iter{self.iteration:06d}.png"),
-                         tf.io.encode_png(grid))
+            log_image_grid("samples/ema", self.sample(64, cfg.seed + 11), self.iteration,
+                           os.path.join(self.run_dir, "samples",
+                                        f"iter{self.iteration:06d}.png"))
         with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(scores) + "\n")
         if scores["fid"] < float(self.best_fid):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -32,11 +33,13 @@ from autogan_tf import data as data_lib
 from autogan_tf import metrics
 from autogan_tf import search_space as ss
 from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.gan import (GANConfig, GANTrainer, draw_images, precision_policy,
+                            seeded_sampler)
 from autogan_tf.generators import SharedGenerator
 from autogan_tf.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
 
-__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "image_grid"]
+__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "image_grid",
+           "log_image_grid"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +158,14 @@ def image_grid(images, columns: int = 8) -> np.ndarray:
         r, k = divmod(i, columns)
         grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = u8[i]
     return grid
+
+
+def log_image_grid(tag: str, images, step: int, png_path: str) -> None:
+    """Writes a grid of `images` to the default TensorBoard writer and to a PNG file."""
+    grid = image_grid(images)
+    tf.summary.image(tag, grid[None], step=step)
+    os.makedirs(os.path.dirname(png_path), exist_ok=True)
+    tf.io.write_file(png_path, tf.io.encode_png(grid))
 
 
 def _stable_seed(*parts) -> int:
@@ -279,7 +290,9 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.reset_detector.set_state(windows)
 
     # ----- phase 1: shared GAN training ------------------------------------------------------
+    @functools.cached_property
     def _steps_per_epoch(self) -> int:
+        # Counting a folder or .npz dataset loads it: done once, not every iteration.
         cfg = self.config
         if cfg.steps_per_epoch:
             return cfg.steps_per_epoch
@@ -292,7 +305,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         cfg, gan = self.config, self.config.gan
         stage = self._state["stage"]
         res = cfg.resolution(stage)
-        steps = cfg.max_epochs_per_iteration * self._steps_per_epoch()
+        steps = cfg.max_epochs_per_iteration * self._steps_per_epoch
         if cfg.max_steps_per_iteration:
             steps = min(steps, cfg.max_steps_per_iteration)
         ds = data_lib.make_dataset(cfg.dataset, res, gan.d_batch_size,
@@ -336,28 +349,20 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 "seconds": time.time() - t0}
 
     # ----- phase 2: rewards ------------------------------------------------------------------
+    def child_sampler(self, arch, seed: int):
+        """`sample_fn(n)` of the child `arch` (14 tokens) through the shared weights."""
+        arch = tf.constant(np.asarray(arch, np.int32))
+        return seeded_sampler(lambda z: self._generate(z, arch), self.config.gan.latent_dim,
+                              seed)
+
     def sample_images(self, arch, num_images: int, seed: int, batch_size: int = 100):
         """Float images in [-1, 1] of the child `arch` (14 tokens) through the shared weights."""
-        arch = tf.constant(np.asarray(arch, np.int32))
-        out, done = [], 0
-        while done < num_images:
-            n = min(batch_size, num_images - done)
-            z = tf.random.stateless_normal([n, self.config.gan.latent_dim], [seed, done])
-            out.append(self._generate(z, arch).numpy())
-            done += n
-        return np.concatenate(out)
+        return draw_images(self.child_sampler(arch, seed), num_images, batch_size)
 
     def reward(self, arch, seed: int) -> float:
         """Inception Score of a child architecture (shared weights, evaluation mode)."""
         cfg = self.config
-        arch_t = tf.constant(np.asarray(arch, np.int32))
-        counter = [0]
-
-        def sample_fn(n):
-            z = tf.random.stateless_normal([n, cfg.gan.latent_dim], [seed, counter[0]])
-            counter[0] += n
-            return self._generate(z, arch_t)
-
+        sample_fn = self.child_sampler(arch, seed)
         scores = metrics.score_generator(sample_fn, cfg.reward_images, self.classifier,
                                          splits=cfg.reward_splits,
                                          batch_size=cfg.reward_batch_size)
@@ -365,11 +370,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def _log_grid(self, tag, arch, step, filename):
         images = self.sample_images(arch, 64, seed=_stable_seed(self.config.seed, 5))
-        grid = image_grid(images)
-        tf.summary.image(tag, grid[None], step=step)
-        folder = os.path.join(self.project_dir, "samples")
-        os.makedirs(folder, exist_ok=True)
-        tf.io.write_file(os.path.join(folder, filename), tf.io.encode_png(grid))
+        log_image_grid(tag, images, step, os.path.join(self.project_dir, "samples", filename))
 
     # ----- keras-tuner hooks -------------------------------------------------------------------
     def run_trial(self, trial, *args, **kwargs):
