@@ -12,13 +12,13 @@ _EXPORTS = {
     "Architecture": "autogan_tf.search_space",
     "ArchitectureError": "autogan_tf.search_space",
     "REFERENCE_ARCHS": "autogan_tf.search_space",
-    "SearchCell": "autogan_tf.generators",
-    "DerivedCell": "autogan_tf.generators",
-    "SharedGenerator": "autogan_tf.generators",
-    "DerivedGenerator": "autogan_tf.generators",
-    "Discriminator": "autogan_tf.discriminator",
-    "GANConfig": "autogan_tf.gan",
-    "GANTrainer": "autogan_tf.gan",
+    "SearchCell": "autogan_tf.nn.generators",
+    "DerivedCell": "autogan_tf.nn.generators",
+    "SharedGenerator": "autogan_tf.nn.generators",
+    "DerivedGenerator": "autogan_tf.nn.generators",
+    "Discriminator": "autogan_tf.nn.discriminator",
+    "GANConfig": "autogan_tf.training.gan",
+    "GANTrainer": "autogan_tf.training.gan",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

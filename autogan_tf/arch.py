@@ -19,6 +19,7 @@ from absl import app, flags
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from autogan_tf import search_space as ss  # noqa: E402
+from autogan_tf.cli import runner  # noqa: E402
 
 _ARCH = flags.DEFINE_string("arch", "autogan_cifar10_a", "Name, 14 integers or JSON file.")
 _BOTTOM_WIDTH = flags.DEFINE_integer("bottom_width", 4, "4 for 32 px, 6 for 48 px.",
@@ -30,9 +31,9 @@ _LATENT = flags.DEFINE_integer("latent_dim", 128, "Latent size.", lower_bound=1)
 
 def describe(arch_spec, bottom_width=4, gf=256, df=128, latent_dim=128) -> dict:
     """Statistics of the derived generator and training discriminator for `arch_spec`."""
-    from autogan_tf.discriminator import Discriminator
-    from autogan_tf.generators import DerivedGenerator
-    from autogan_tf import model_stats
+    from autogan_tf.nn.discriminator import Discriminator
+    from autogan_tf.nn.generators import DerivedGenerator
+    from autogan_tf.nn import stats as model_stats
 
     arch = ss.Architecture.parse(arch_spec)
     g = DerivedGenerator(arch, latent_dim=latent_dim, channels=gf, bottom_width=bottom_width)
@@ -62,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runner.run(main, "arch")

@@ -45,8 +45,7 @@ _SHUFFLE_BUFFER = 10_000
 _LOAD_CHUNK = 1024
 
 
-class DatasetError(ValueError):
-    """Raised for an unknown, missing or malformed dataset."""
+from autogan_tf.errors import DatasetError  # noqa: E402  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

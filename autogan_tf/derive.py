@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from autogan_tf import flag_defs, train_flags  # noqa: E402
+from autogan_tf.cli import common as flag_defs  # noqa: E402
+from autogan_tf.cli import train_flags  # noqa: E402
+from autogan_tf import errors  # noqa: E402
 from autogan_tf import search_space as ss  # noqa: E402
+from autogan_tf.cli import runner  # noqa: E402
 
 _CANDIDATES = flags.DEFINE_string("candidates", None, "The search's top_architectures.json, or "
                                   "architectures separated by ';'.", required=True)
@@ -40,7 +42,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     flag_defs.quiet_info_logs()
-    from autogan_tf import derive_lib
+    from autogan_tf.search import derive_lib
     try:
         archs = derive_lib.load_candidates(_CANDIDATES.value, _NUM.value or None)
         base = train_flags.train_config(archs[0].tokens)
@@ -56,8 +58,7 @@ def main(argv):
     summary = derive_lib.summarise(tuner.oracle)
     print(derive_lib.format_table(summary))
     if summary["best"] is None:
-        print("derive: error: no candidate finished", file=sys.stderr)
-        sys.exit(1)
+        raise errors.TrainError("no candidate finished training; see the messages above")
     path = os.path.join(tuner.project_dir, "best.json")
     best = ss.Architecture.parse(summary["best"]["arch"])
     best.write_json(path, fid=summary["best"]["fid"],
@@ -69,4 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runner.run(main, "derive")

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from autogan_tf import data, metrics
+from autogan_tf import data, errors
+from autogan_tf.eval import metrics
 
 __all__ = [
     "EvaluationError",
@@ -56,8 +56,7 @@ __all__ = [
 _RANGE_TOLERANCE = 1e-3
 
 
-class EvaluationError(ValueError):
-    """Raised for inputs that cannot be evaluated (missing files, wrong shapes or ranges)."""
+from autogan_tf.errors import EvaluationError  # noqa: E402  (re-exported)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -235,7 +234,7 @@ def checkpoint_sampler(
         EvaluationError: If the checkpoint is missing, corrupt or does not match its run's
             configuration.
     """
-    from autogan_tf import train_lib  # pylint: disable=import-outside-toplevel
+    from autogan_tf.training import train_lib  # pylint: disable=import-outside-toplevel
 
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be positive, got {batch_size}.")
@@ -612,12 +611,13 @@ def main(argv: list[str]) -> None:
         metrics.StatsError,
         ValueError,
     ) as err:
-        print(f"evaluate: error: {err}", file=sys.stderr)
-        sys.exit(1)
+        if isinstance(err, errors.AutoGANError):
+            raise
+        raise EvaluationError(str(err)) from err
 
 
 if __name__ == "__main__":
-    from absl import app as _app
+    from autogan_tf.cli import runner
 
     _define_flags()
-    _app.run(main)
+    runner.run(main, "evaluate")

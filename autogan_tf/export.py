@@ -19,7 +19,6 @@ with a message and exit status 1; nothing is written in that case.
 from __future__ import annotations
 
 import os
-import sys
 
 __all__ = ["main"]
 
@@ -49,35 +48,32 @@ def main(argv: list[str]) -> None:
     # pylint: disable=import-outside-toplevel
     from absl import app, flags
 
-    from autogan_tf import export_lib, train_lib
+    from autogan_tf.serving import export_lib
+    from autogan_tf.training import train_lib
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     FLAGS = flags.FLAGS  # pylint: disable=invalid-name
-    try:
-        if FLAGS.version is not None:
-            target = os.path.join(FLAGS.export_dir, str(FLAGS.version))
-            if os.path.exists(target):  # Checked before the (slow) checkpoint load.
-                raise export_lib.ExportError(f"{target} already exists; nothing was written.")
-        generator, info = train_lib.load_generator_from_checkpoint(FLAGS.checkpoint)
-        metadata = {"checkpoint": os.path.abspath(FLAGS.checkpoint)}
-        metadata.update(info or {})
-        path = export_lib.export_generator(
-            generator,
-            FLAGS.export_dir,
-            FLAGS.version,
-            max_num_images=FLAGS.max_num_images,
-            metadata=metadata,
-        )
-    except (train_lib.CheckpointError, export_lib.ExportError) as err:
-        print(f"export: error: {err}", file=sys.stderr)
-        sys.exit(1)
+    if FLAGS.version is not None:
+        target = os.path.join(FLAGS.export_dir, str(FLAGS.version))
+        if os.path.exists(target):  # Checked before the (slow) checkpoint load.
+            raise export_lib.ExportError(f"{target} already exists; nothing was written.")
+    generator, info = train_lib.load_generator_from_checkpoint(FLAGS.checkpoint)
+    metadata = {"checkpoint": os.path.abspath(FLAGS.checkpoint)}
+    metadata.update(info or {})
+    path = export_lib.export_generator(
+        generator,
+        FLAGS.export_dir,
+        FLAGS.version,
+        max_num_images=FLAGS.max_num_images,
+        metadata=metadata,
+    )
     print(f"Exported SavedModel: {path}")
     print(f"Inspect it with: saved_model_cli show --dir {path} --all")
 
 
 if __name__ == "__main__":
-    from absl import app as _app
+    from autogan_tf.cli import runner
 
     _define_flags()
-    _app.run(main)
+    runner.run(main, "export")

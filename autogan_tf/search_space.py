@@ -32,8 +32,7 @@ __all__ = [
 ]
 
 
-class ArchitectureError(ValueError):
-    """Raised for an architecture that is not a member of the search space."""
+from autogan_tf.errors import ArchitectureError  # noqa: E402  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)

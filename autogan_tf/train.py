@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from autogan_tf import flag_defs, train_flags  # noqa: E402,F401
+from autogan_tf.cli import common as flag_defs  # noqa: E402,F401
+from autogan_tf.cli import train_flags  # noqa: E402,F401
 from autogan_tf import search_space as ss  # noqa: E402
+from autogan_tf.cli import runner  # noqa: E402
 
 _ARCH = flags.DEFINE_string("arch", "autogan_cifar10_a", "Name, 14 integers or a JSON file.")
 _RUN_DIR = flags.DEFINE_string("run_dir", "runs/train", "Run directory.")
@@ -38,18 +39,14 @@ def main(argv):
         cfg = train_flags.train_config(arch.tokens)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    from autogan_tf import metrics, train_lib
+    from autogan_tf.training import train_lib
     os.makedirs(_RUN_DIR.value, exist_ok=True)
     with open(os.path.join(_RUN_DIR.value, "flags.txt"), "w") as f:
         f.write(flags.FLAGS.flags_into_string())
     print(arch.describe(), flush=True)
-    try:
-        report = train_lib.train(cfg, _RUN_DIR.value, strategy=flag_defs.make_strategy())
-    except (train_lib.TrainError, metrics.ClassifierError, metrics.StatsError) as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    report = train_lib.train(cfg, _RUN_DIR.value, strategy=flag_defs.make_strategy())
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runner.run(main, "train")

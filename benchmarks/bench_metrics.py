@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from autogan_tf import data, metrics  # noqa: E402
+from autogan_tf import data  # noqa: E402
+from autogan_tf.eval import metrics  # noqa: E402
 
 SOURCE = flags.DEFINE_enum("source", "generator", ["generator", "digits"], "Image source.")
 NUM_IMAGES = flags.DEFINE_integer("num_images", 5000, "Images scored per timing.")

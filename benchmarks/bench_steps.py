@@ -24,9 +24,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from autogan_tf import search_space as ss  # noqa: E402
-from autogan_tf.discriminator import Discriminator  # noqa: E402
-from autogan_tf.gan import GANConfig, GANTrainer, precision_policy  # noqa: E402
-from autogan_tf.generators import DerivedGenerator, SharedGenerator  # noqa: E402
+from autogan_tf.nn.discriminator import Discriminator  # noqa: E402
+from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy  # noqa: E402
+from autogan_tf.nn.generators import DerivedGenerator, SharedGenerator  # noqa: E402
 
 FLAGS = flags.DEFINE_list("precision", ["fp32", "bf16"], "fp32 and/or bf16.")
 WHICH = flags.DEFINE_list("which", ["search", "derived"], "search and/or derived.")

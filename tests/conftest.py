@@ -24,7 +24,7 @@ def rng():
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
     """A cache dir holding the digits classifier (built once per test process)."""
-    from autogan_tf import digits_classifier
+    from autogan_tf.eval import digits_classifier
 
     cache = str(tmp_path_factory.getbasetemp() / "autogan_tf_cache")
     digits_classifier.ensure_digits_classifier(cache)
@@ -41,8 +41,8 @@ def tiny_train_run(tmp_path_factory, digits_cache):
     Returns:
         ``(run_dir, cfg)``: the directory and its ``train_lib.TrainConfig``.
     """
-    from autogan_tf import train_lib
-    from autogan_tf.gan import GANConfig
+    from autogan_tf.training import train_lib
+    from autogan_tf.training.gan import GANConfig
 
     cfg = train_lib.TrainConfig(
         dataset="digits",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from autogan_tf import search_space
-from autogan_tf.controller import (Controller, Reinforce, reinforce_loss, to_seed,
+from autogan_tf.search.controller import (Controller, Reinforce, reinforce_loss, to_seed,
                                    update_baseline)
 
 # Logits of the stage-0 heads when the LSTM weights are zero (h stays 0, so logits = bias).

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autogan_tf import data, digits_classifier, evaluate, metrics, train_lib
+from autogan_tf import data, evaluate
+from autogan_tf.eval import metrics
+from autogan_tf.training import train_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

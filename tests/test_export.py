@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autogan_tf import export_lib
+from autogan_tf.serving import export_lib
 from autogan_tf import search_space as ss
-from autogan_tf import train_lib
-from autogan_tf.generators import DerivedGenerator
+from autogan_tf.training import train_lib
+from autogan_tf.nn.generators import DerivedGenerator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT_DIM = 8
@@ -245,10 +245,9 @@ def test_latents_from_seed_is_stateless():
 _BINARY_DRIVER = textwrap.dedent("""
     import runpy, sys, types
     import autogan_tf
-    from autogan_tf.generators import DerivedGenerator
+    from autogan_tf.nn.generators import DerivedGenerator
 
-    class CheckpointError(RuntimeError):
-        pass
+    from autogan_tf.errors import CheckpointError
 
     def load_generator_from_checkpoint(path):
         if path != "GOOD":
@@ -256,11 +255,12 @@ _BINARY_DRIVER = textwrap.dedent("""
         return (DerivedGenerator("autogan_cifar10_a", latent_dim=8, channels=8, bottom_width=2),
                 {"step": 5})
 
-    fake = types.ModuleType("autogan_tf.train_lib")
+    fake = types.ModuleType("autogan_tf.training.train_lib")
     fake.CheckpointError = CheckpointError
     fake.load_generator_from_checkpoint = load_generator_from_checkpoint
-    sys.modules["autogan_tf.train_lib"] = fake
-    autogan_tf.train_lib = fake
+    import autogan_tf.training
+    sys.modules["autogan_tf.training.train_lib"] = fake
+    autogan_tf.training.train_lib = fake
     sys.argv = ["export"] + sys.argv[1:]
     runpy.run_module("autogan_tf.export", run_name="__main__")
 """)

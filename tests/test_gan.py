@@ -6,11 +6,11 @@ import tensorflow as tf
 
 import keras
 
-from autogan_tf import losses
+from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
-from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import GANConfig, GANTrainer
-from autogan_tf.generators import DerivedGenerator, SharedGenerator
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf.training.gan import GANConfig, GANTrainer
+from autogan_tf.nn.generators import DerivedGenerator, SharedGenerator
 
 A = ss.REFERENCE_ARCHS["autogan_cifar10_a"]
 

@@ -8,7 +8,9 @@ import pytest
 import scipy.linalg
 import tensorflow as tf
 
-from autogan_tf import data, digits_classifier, metrics
+from autogan_tf import data
+from autogan_tf.eval import digits_classifier
+from autogan_tf.eval import metrics
 
 
 def _tiny_classifier(classifier_id="tiny-test", input_size=4, seed=0):

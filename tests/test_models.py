@@ -6,11 +6,11 @@ import tensorflow as tf
 
 import keras
 
-from autogan_tf import layers as L
-from autogan_tf import model_stats
+from autogan_tf.nn import layers as L
+from autogan_tf.nn import stats as model_stats
 from autogan_tf import search_space as ss
-from autogan_tf.discriminator import Discriminator
-from autogan_tf.generators import (DerivedCell, DerivedGenerator, SearchCell, SharedGenerator,
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf.nn.generators import (DerivedCell, DerivedGenerator, SearchCell, SharedGenerator,
                                    count_trainable_params, inherit_supernet_weights)
 
 A = ss.REFERENCE_ARCHS["autogan_cifar10_a"]

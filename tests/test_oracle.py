@@ -13,8 +13,8 @@ import pytest
 from keras_tuner.engine.trial import TrialStatus
 
 from autogan_tf import search_space
-from autogan_tf.controller import Controller
-from autogan_tf.oracle import AutoGANOracle, OracleConfig, trial_architecture
+from autogan_tf.search.controller import Controller
+from autogan_tf.search.oracle import AutoGANOracle, OracleConfig, trial_architecture
 
 TINY = dict(iterations_per_stage=(2, 2, 2), controller_steps=3, num_candidates=4, top_k=2,
             hidden_size=16, seed=3)

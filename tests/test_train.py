@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autogan_tf import train_lib
-from autogan_tf.gan import GANConfig
+from autogan_tf.training import train_lib
+from autogan_tf.training.gan import GANConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,9 +86,9 @@ import sys, json
 import tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from autogan_tf.generators import DerivedGenerator
-from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import GANConfig, GANTrainer
+from autogan_tf.nn.generators import DerivedGenerator
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf.training.gan import GANConfig, GANTrainer
 
 def run(strategy):
     keras.utils.set_random_seed(0)

@@ -9,12 +9,11 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from autogan_tf import search_lib
-from autogan_tf.gan import GANConfig
-from autogan_tf.oracle import OracleConfig
-from autogan_tf.tuner import DynamicReset, SharedTrainingConfig, image_grid
+from autogan_tf.search import search_lib
+from autogan_tf.training.gan import GANConfig
+from autogan_tf.search.oracle import OracleConfig
+from autogan_tf.search.tuner import DynamicReset, SharedTrainingConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,14 +40,6 @@ def test_dynamic_reset_fires_on_flat_window_only():
     assert other.fired() and list(other.g_losses) == list(g_flat.g_losses)
     other.clear()
     assert not other.fired() and len(other.d_losses) == 0
-
-
-def test_image_grid_layout():
-    imgs = np.full([10, 2, 3, 3], -1.0, np.float32)
-    imgs[9] = 1.0
-    grid = image_grid(imgs, columns=4)
-    assert grid.shape == (6, 12, 3) and grid.dtype == np.uint8
-    assert grid[4, 3, 0] == 255 and grid[0, 0, 0] == 0  # image 9 = row 2, column 1
 
 
 # ----- a tiny search -----------------------------------------------------------------------------

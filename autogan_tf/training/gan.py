@@ -17,42 +17,15 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from autogan_tf import losses
+from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
 
-__all__ = ["GANConfig", "GANTrainer", "precision_policy", "seeded_sampler", "draw_images"]
+__all__ = ["GANConfig", "GANTrainer", "precision_policy"]
 
 
 def precision_policy(mixed_precision: bool) -> str:
     """Keras dtype policy name for models built with or without `mixed_bfloat16`."""
     return "mixed_bfloat16" if mixed_precision else "float32"
-
-
-def seeded_sampler(generate, latent_dim: int, seed: int):
-    """`sample_fn(n)`: the next n images of `generate(z)` on a fixed latent sequence.
-
-    Latent i of the sequence is drawn with `stateless_normal` keyed by [seed, offset of its
-    batch], so the same seed and batch sizes give the same images in any process.
-    """
-    offset = [0]
-
-    def sample_fn(n: int):
-        z = tf.random.stateless_normal([n, latent_dim], [seed, offset[0]])
-        offset[0] += n
-        return generate(z)
-
-    return sample_fn
-
-
-def draw_images(sample_fn, num_images: int, batch_size: int = 100):
-    """`num_images` float images as one numpy array, drawn `batch_size` at a time."""
-    import numpy as np
-    out, done = [], 0
-    while done < num_images:
-        n = min(batch_size, num_images - done)
-        out.append(np.asarray(sample_fn(n)))
-        done += n
-    return np.concatenate(out)
 
 
 @dataclasses.dataclass(frozen=True)

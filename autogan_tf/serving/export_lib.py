@@ -51,8 +51,7 @@ GENERATE_SIGNATURE = "generate"
 _TMP_PREFIX = ".tmp-export-"
 
 
-class ExportError(RuntimeError):
-    """Raised when an export cannot be written or an exported model cannot be read."""
+from autogan_tf.errors import ExportError  # noqa: E402  (re-exported)
 
 
 # ----------------------------------------------------------------------------- versions

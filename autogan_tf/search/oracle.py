@@ -42,7 +42,8 @@ import numpy as np
 from keras_tuner.engine.trial import TrialStatus
 
 from autogan_tf import search_space
-from autogan_tf.controller import Controller, Reinforce
+from autogan_tf import seeds
+from autogan_tf.search.controller import Controller, Reinforce
 
 __all__ = [
     "OracleConfig",
@@ -216,15 +217,15 @@ class AutoGANOracle(keras_tuner.Oracle):
         self._beams = []  # per finished stage: top-K members (arch, reward, h, c, trial_id)
         # Two streams: trials (prefix choice, sampling seeds) and shared-GAN training samples,
         # so the number of training minibatches never changes which children are scored.
-        self._rng = np.random.default_rng([cfg.seed, 0])
-        self._train_rng = np.random.default_rng([cfg.seed, 1])
+        self._rng = seeds.numpy_rng(cfg.seed, "oracle", 0)
+        self._train_rng = seeds.numpy_rng(cfg.seed, "oracle", 1)
         self.last_update_metrics = None
         self._new_controller(0)
 
     def _new_controller(self, stage: int) -> None:
         cfg = self._config
         self._controller = Controller(stage, hidden_size=cfg.hidden_size,
-                                      seed=(cfg.seed * 1009 + stage) % (2**31 - 1))
+                                      seed=seeds.derive(cfg.seed, "controller_init", stage))
         self._reinforce = Reinforce(
             self._controller, learning_rate=cfg.controller_lr, entropy_coef=cfg.entropy_coef,
             baseline_decay=cfg.baseline_decay, beta_1=cfg.controller_beta_1,

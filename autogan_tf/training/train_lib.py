@@ -29,13 +29,14 @@ import numpy as np
 import tensorflow as tf
 
 from autogan_tf import data as data_lib
-from autogan_tf import metrics
+from autogan_tf.eval import metrics
 from autogan_tf import search_space as ss
-from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import (GANConfig, GANTrainer, draw_images, precision_policy,
-                            seeded_sampler)
-from autogan_tf.generators import DerivedGenerator
-from autogan_tf.tuner import log_image_grid
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf import seeds
+from autogan_tf.images import log_image_grid
+from autogan_tf.sampling import LatentSampler, draw_images
+from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.nn.generators import DerivedGenerator
 
 __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
            "load_generator_from_checkpoint", "build_generator"]
@@ -43,12 +44,7 @@ __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
 _CONFIG = "config.json"
 
 
-class TrainError(RuntimeError):
-    """A training run that cannot start or continue, with what to do about it."""
-
-
-class CheckpointError(TrainError):
-    """A missing, corrupt or mismatched checkpoint."""
+from autogan_tf.errors import CheckpointError, TrainError  # noqa: E402  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,14 +164,14 @@ class Trainer:
         with open(os.path.join(run_dir, _CONFIG + ".tmp"), "w") as f:
             json.dump(cfg.to_dict(), f, indent=1)
         os.replace(os.path.join(run_dir, _CONFIG + ".tmp"), os.path.join(run_dir, _CONFIG))
-        keras.utils.set_random_seed(cfg.seed)
+        keras.utils.set_random_seed(seeds.derive(cfg.seed, "model_init"))
         with self.strategy.scope():
             g = build_generator(cfg)
             ema = build_generator(cfg, "ema_generator")
             d = Discriminator(cfg.df, input_resolution=cfg.resolution,
                               dtype=precision_policy(cfg.mixed_precision), name="discriminator")
-        self.trainer = GANTrainer(g, d, cfg.gan, seed=cfg.seed, ema_generator=ema,
-                                  strategy=self.strategy)
+        self.trainer = GANTrainer(g, d, cfg.gan, seed=seeds.derive(cfg.seed, "gan_latents"),
+                                  ema_generator=ema, strategy=self.strategy)
         with self.strategy.scope():
             self.best_fid = tf.Variable(math.inf, dtype=tf.float64, trainable=False)
         self.ckpt = tf.train.Checkpoint(best_fid=self.best_fid, **self.trainer.checkpoint_items())
@@ -230,7 +226,8 @@ class Trainer:
 
     def sampler(self, seed: int):
         """`sample_fn(n)` of the EMA generator on the latent sequence of `seed`."""
-        return seeded_sampler(self._eval_fn, self.cfg.gan.latent_dim, seed)
+        return LatentSampler(self._eval_fn, self.cfg.gan.latent_dim, seed,
+                             self.cfg.eval_batch_size)
 
     def sample(self, num_images: int, seed: int) -> np.ndarray:
         return draw_images(self.sampler(seed), num_images, self.cfg.eval_batch_size)
@@ -239,8 +236,8 @@ class Trainer:
         """IS and FID of the EMA generator (fixed latents, so evaluations are comparable)."""
         cfg = self.cfg
         t0 = time.time()
-        scores = metrics.score_generator(self.sampler(cfg.seed + 7), cfg.eval_images,
-                                         self.classifier,
+        sampler = self.sampler(seeds.derive(cfg.seed, "eval_latents"))
+        scores = metrics.score_generator(sampler, cfg.eval_images, self.classifier,
                                          real_stats=self.real_stats(), splits=cfg.eval_splits,
                                          batch_size=cfg.eval_batch_size,
                                          progress=cfg.progress)
@@ -250,7 +247,8 @@ class Trainer:
         with self.writer.as_default():
             tf.summary.scalar("eval/inception_score", scores["is_mean"], step=self.iteration)
             tf.summary.scalar("eval/fid", scores["fid"], step=self.iteration)
-            log_image_grid("samples/ema", self.sample(64, cfg.seed + 11), self.iteration,
+            grid_images = self.sample(64, seeds.derive(cfg.seed, "grid_latents"))
+            log_image_grid("samples/ema", grid_images, self.iteration,
                            os.path.join(self.run_dir, "samples",
                                         f"iter{self.iteration:06d}.png"))
         with open(os.path.join(self.run_dir, "metrics.jsonl"), "a") as f:
@@ -275,7 +273,7 @@ class Trainer:
         cfg, gan = self.cfg, self.cfg.gan
         start = self.iteration
         ds = data_lib.make_dataset(cfg.dataset, cfg.resolution, gan.d_batch_size,
-                                   seed=cfg.seed * 1_000_003 + start, data_dir=cfg.data_dir)
+                                   seed=seeds.derive(cfg.seed, "data_order", start), data_dir=cfg.data_dir)
         it = iter(ds)
         bar = keras.utils.Progbar(cfg.max_iterations, verbose=1 if cfg.progress else 0,
                                   stateful_metrics=["d_loss", "g_loss"])

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from autogan_tf import search_space
+from autogan_tf import seeds
 
 __all__ = [
     "Controller",
@@ -161,7 +162,7 @@ class Controller(keras.Model):
         self.num_tokens = len(self.token_sizes)
 
         def sub_seed(i):  # one distinct seed per initialiser
-            return None if self.seed is None else (self.seed * 97 + i) % (2**31 - 1)
+            return None if self.seed is None else seeds.derive(self.seed, "controller_init", i)
 
         def init_uniform(i):
             limit = 1.0 / np.sqrt(self.hidden_size)

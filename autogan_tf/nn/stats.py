@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from autogan_tf.generators import count_trainable_params
+from autogan_tf.nn.generators import count_trainable_params
 
 __all__ = ["count_trainable_params", "count_macs", "generator_macs", "discriminator_macs"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from autogan_tf import layers as L
+from autogan_tf.nn import layers as L
 
 __all__ = ["DisBlock", "Discriminator"]
 

@@ -19,7 +19,7 @@ import keras_tuner
 from keras_tuner.engine.trial import TrialStatus
 
 from autogan_tf import search_space as ss
-from autogan_tf import train_lib
+from autogan_tf.training import train_lib
 
 __all__ = ["DeriveOracle", "DeriveTuner", "load_candidates", "summarise", "format_table"]
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from autogan_tf import layers as L
+from autogan_tf.nn import layers as L
 from autogan_tf import search_space as ss
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from autogan_tf import flag_defs
+from autogan_tf.cli import common as flag_defs
 
 __all__ = ["train_config"]
 
@@ -27,7 +27,7 @@ LOG_EVERY = flags.DEFINE_integer("log_every", 50, "Iterations between loss scala
 
 def train_config(arch):
     """A TrainConfig for `arch` from the flags."""
-    from autogan_tf.train_lib import TrainConfig
+    from autogan_tf.training.train_lib import TrainConfig
     bw, gf, df = flag_defs.model_sizes(search=False)
     return TrainConfig(
         arch=arch, dataset=flag_defs.DATASET.value, data_dir=flag_defs.DATA_DIR.value,

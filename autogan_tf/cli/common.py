@@ -74,7 +74,7 @@ def default_classifier() -> str:
 
 
 def gan_config(ema_decay: Optional[float] = None):
-    from autogan_tf.gan import GANConfig
+    from autogan_tf.training.gan import GANConfig
     if MIXED.value and not XLA.value:
         import tensorflow as tf
         if not tf.config.list_physical_devices("GPU"):
@@ -89,7 +89,7 @@ def gan_config(ema_decay: Optional[float] = None):
 
 
 def shared_training_config(**overrides):
-    from autogan_tf.tuner import SharedTrainingConfig
+    from autogan_tf.search.tuner import SharedTrainingConfig
     bw, gf, df = model_sizes(search=True)
     return SharedTrainingConfig(
         dataset=DATASET.value, data_dir=DATA_DIR.value, bottom_width=bw, gf=gf, df=df,

@@ -64,12 +64,7 @@ DEFAULT_BATCH_SIZE = 100
 _RANGE_TOLERANCE = 1e-3
 
 
-class ClassifierError(ValueError):
-    """Raised when a classifier cannot be loaded or does not have the expected interface."""
-
-
-class StatsError(ValueError):
-    """Raised for a statistics file that is missing, malformed or made with another classifier."""
+from autogan_tf.errors import ClassifierError, StatsError  # noqa: E402  (re-exported)
 
 
 # ----------------------------------------------------------------------------- classifiers
@@ -222,7 +217,7 @@ def load_classifier(
     if not isinstance(spec, str) or not spec:
         raise ClassifierError(f"A classifier spec must be a non-empty string, got {spec!r}.")
     if spec == "digits":
-        from autogan_tf import digits_classifier  # pylint: disable=import-outside-toplevel
+        from autogan_tf.eval import digits_classifier  # pylint: disable=import-outside-toplevel
 
         path = digits_classifier.ensure_digits_classifier(cache_dir)
         loaded = tf.saved_model.load(path)
@@ -257,7 +252,7 @@ def load_classifier(
         except Exception:  # pylint: disable=broad-except
             raise ClassifierError(f"{path}: cannot load a SavedModel ({err}).") from err
     fn, static_size = _callable_of(loaded, path)
-    from autogan_tf import digits_classifier  # pylint: disable=import-outside-toplevel
+    from autogan_tf.eval import digits_classifier  # pylint: disable=import-outside-toplevel
 
     metadata = digits_classifier.read_metadata(path) or {}
     classifier_id = metadata.get("classifier_id") or _saved_model_id(path)
@@ -399,7 +394,7 @@ def _is_array(value: Any) -> bool:
 
 
 def _tfgan_eval():
-    from autogan_tf.tfgan_shim import tfgan  # pylint: disable=import-outside-toplevel
+    from autogan_tf.eval.tfgan_shim import tfgan  # pylint: disable=import-outside-toplevel
 
     return tfgan().eval
 
@@ -640,7 +635,7 @@ def statistics_path(
     num_images: int | None = None,
 ) -> str:
     """Returns the cache file of the real statistics for one dataset, size and classifier."""
-    from autogan_tf import digits_classifier  # pylint: disable=import-outside-toplevel
+    from autogan_tf.eval import digits_classifier  # pylint: disable=import-outside-toplevel
 
     if os.path.exists(dataset) or dataset.startswith("folder:"):
         dataset = "path:" + os.path.abspath(dataset.removeprefix("folder:"))

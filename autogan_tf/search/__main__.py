@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from autogan_tf import flag_defs  # noqa: E402
+from autogan_tf.cli import common as flag_defs  # noqa: E402
+from autogan_tf.cli import runner  # noqa: E402
 
 _RUN_DIR = flags.DEFINE_string("run_dir", "runs/digits", "Run directory.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete the run's search state and start "
@@ -57,8 +57,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     flag_defs.quiet_info_logs()
-    from autogan_tf import search_lib
-    from autogan_tf.oracle import OracleConfig
+    from autogan_tf.search import search_lib
+    from autogan_tf.search.oracle import OracleConfig
     try:
         iters = tuple(int(v) for v in _ITERS.value)
         oracle_cfg = OracleConfig(
@@ -73,16 +73,11 @@ def main(argv):
             reset_threshold=_RESET_THRESHOLD.value, log_every=_LOG_EVERY.value)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
-    try:
-        result = search_lib.run_search(oracle_cfg, train_cfg, _RUN_DIR.value,
-                                       overwrite=_OVERWRITE.value,
-                                       strategy=flag_defs.make_strategy(),
-                                       flags_text=flags.FLAGS.flags_into_string())
-    except search_lib.SearchError as e:
-        print(f"search: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    result = search_lib.run_search(oracle_cfg, train_cfg, _RUN_DIR.value,
+                                   overwrite=_OVERWRITE.value, strategy=flag_defs.make_strategy(),
+                                   flags_text=flags.FLAGS.flags_into_string())
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runner.run(main, "search")

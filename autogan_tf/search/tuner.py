@@ -30,16 +30,17 @@ import numpy as np
 import tensorflow as tf
 
 from autogan_tf import data as data_lib
-from autogan_tf import metrics
+from autogan_tf.eval import metrics
 from autogan_tf import search_space as ss
-from autogan_tf.discriminator import Discriminator
-from autogan_tf.gan import (GANConfig, GANTrainer, draw_images, precision_policy,
-                            seeded_sampler)
-from autogan_tf.generators import SharedGenerator
-from autogan_tf.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf import seeds
+from autogan_tf.images import log_image_grid
+from autogan_tf.sampling import LatentSampler, draw_images
+from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.nn.generators import SharedGenerator
+from autogan_tf.search.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
 
-__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "image_grid",
-           "log_image_grid"]
+__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,35 +148,6 @@ class DynamicReset:
         self.d_losses.extend(state.get("d_losses", []))
 
 
-def image_grid(images, columns: int = 8) -> np.ndarray:
-    """Tiles float images in [-1, 1] [N, H, W, 3] into one uint8 image."""
-    images = np.asarray(images)
-    n, h, w, c = images.shape
-    rows = int(np.ceil(n / columns))
-    grid = np.zeros([rows * h, columns * w, c], np.uint8)
-    u8 = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    for i in range(n):
-        r, k = divmod(i, columns)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = u8[i]
-    return grid
-
-
-def log_image_grid(tag: str, images, step: int, png_path: str) -> None:
-    """Writes a grid of `images` to the default TensorBoard writer and to a PNG file."""
-    grid = image_grid(images)
-    tf.summary.image(tag, grid[None], step=step)
-    os.makedirs(os.path.dirname(png_path), exist_ok=True)
-    tf.io.write_file(png_path, tf.io.encode_png(grid))
-
-
-def _stable_seed(*parts) -> int:
-    """A 31-bit seed from integers (no Python hash randomisation)."""
-    s = 0
-    for p in parts:
-        s = (s * 1_000_003 + int(p)) % (2 ** 31 - 1)
-    return s
-
-
 class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Trains the weight-shared GAN and scores the oracle's child architectures.
 
@@ -221,8 +193,8 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def _build_gan(self):
         cfg = self.config
-        g, d = self._new_models(_stable_seed(cfg.seed, 0))
-        self.trainer = GANTrainer(g, d, cfg.gan, seed=_stable_seed(cfg.seed, 1),
+        g, d = self._new_models(seeds.derive(cfg.seed, "shared_init", 0))
+        self.trainer = GANTrainer(g, d, cfg.gan, seed=seeds.derive(cfg.seed, "gan_latents"),
                                   strategy=self.strategy)
         self.trainer.set_stage(self._state["stage"])
         self._checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_items())
@@ -237,7 +209,8 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def _reinitialise(self):
         """Dynamic reset: fresh G and D weights and zeroed optimisers; no retrace."""
         self._state["resets"] += 1
-        g, d = self._new_models(_stable_seed(self.config.seed, 2, self._state["resets"]))
+        g, d = self._new_models(seeds.derive(self.config.seed, "shared_init",
+                                               self._state["resets"]))
         for src, dst in ((g, self.trainer.generator), (d, self.trainer.discriminator)):
             for a, b in zip(src.weights, dst.weights):
                 b.assign(a)
@@ -309,9 +282,9 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         if cfg.max_steps_per_iteration:
             steps = min(steps, cfg.max_steps_per_iteration)
         ds = data_lib.make_dataset(cfg.dataset, res, gan.d_batch_size,
-                                   seed=_stable_seed(cfg.seed, 3, iteration),
+                                   seed=seeds.derive(cfg.seed, "data_order", iteration),
                                    data_dir=cfg.data_dir)
-        arch_rng = np.random.default_rng(_stable_seed(cfg.seed, 4, iteration))
+        arch_rng = seeds.numpy_rng(cfg.seed, "minibatch_archs", iteration)
         archs = self.oracle.sample_architectures(steps, seed=arch_rng)
         bar = keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss"],
                                   verbose=1 if cfg.progress else 0)
@@ -352,8 +325,8 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def child_sampler(self, arch, seed: int):
         """`sample_fn(n)` of the child `arch` (14 tokens) through the shared weights."""
         arch = tf.constant(np.asarray(arch, np.int32))
-        return seeded_sampler(lambda z: self._generate(z, arch), self.config.gan.latent_dim,
-                              seed)
+        return LatentSampler(lambda z: self._generate(z, arch), self.config.gan.latent_dim,
+                             seed, self.config.reward_batch_size)
 
     def sample_images(self, arch, num_images: int, seed: int, batch_size: int = 100):
         """Float images in [-1, 1] of the child `arch` (14 tokens) through the shared weights."""
@@ -369,7 +342,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         return float(scores["is_mean"])
 
     def _log_grid(self, tag, arch, step, filename):
-        images = self.sample_images(arch, 64, seed=_stable_seed(self.config.seed, 5))
+        images = self.sample_images(arch, 64, seed=seeds.derive(self.config.seed, "grid_latents"))
         log_image_grid(tag, images, step, os.path.join(self.project_dir, "samples", filename))
 
     # ----- keras-tuner hooks -------------------------------------------------------------------
@@ -403,7 +376,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
             print(f"  shared training: {summary['d_steps']} D steps in "
                   f"{summary['seconds']:.1f} s, d_loss {summary['d_loss']:.3f}"
                   + ("" if np.isnan(g_loss) else f", g_loss {g_loss:.3f}"), flush=True)
-        seed = _stable_seed(self.config.seed, 6, iteration, step, kind == BEAM)
+        seed = seeds.derive(self.config.seed, "reward_latents", iteration, step, kind == BEAM)
         r = self.reward(arch.padded(), seed)
         self._state["rewards"].append([iteration, kind, r])
         return {"inception_score": r}

@@ -8,7 +8,7 @@ first because they replace ``tf.compat.v1`` on import and would drop the placeho
 
 Nothing happens at import time of this module; call :func:`tfgan` to get the TF-GAN module::
 
-    from autogan_tf.tfgan_shim import tfgan
+    from autogan_tf.eval.tfgan_shim import tfgan
     score = tfgan().eval.classifier_score_from_logits(logits)
 """
 

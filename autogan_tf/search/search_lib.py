@@ -9,15 +9,14 @@ from typing import Optional
 import tensorflow as tf
 
 from autogan_tf import data as data_lib
-from autogan_tf import metrics
-from autogan_tf.oracle import AutoGANOracle, OracleConfig
-from autogan_tf.tuner import AutoGANTuner, SharedTrainingConfig
+from autogan_tf.eval import metrics
+from autogan_tf.search.oracle import AutoGANOracle, OracleConfig
+from autogan_tf.search.tuner import AutoGANTuner, SharedTrainingConfig
 
 __all__ = ["SearchError", "run_search", "build_search"]
 
 
-class SearchError(RuntimeError):
-    """A search that cannot start or continue, with what to do about it."""
+from autogan_tf.errors import SearchError  # noqa: E402  (re-exported)
 
 
 def _check_inputs(cfg: SharedTrainingConfig) -> None:
