@@ -38,6 +38,7 @@ __all__ = [
     "load_digits_data",
     "resize_images",
     "read_npz_array",
+    "check_dataset",
 ]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -417,3 +418,34 @@ def load_images(
     if not chunks or total == 0:
         raise DatasetError(f"Dataset {name!r} yielded no images.")
     return np.concatenate(chunks, axis=0)
+
+
+def check_dataset(
+    name: str, resolution: int, data_dir: str | None = None, sample: int = 32
+) -> int | None:
+    """Checks, before a run writes anything, that a dataset can be read; returns its size.
+
+    A folder's first ``sample`` files are decoded (so one unreadable file is found now, not
+    hours into training); an ``.npz`` is read and its shape checked; a TFDS dataset is opened.
+
+    Args:
+        name: A dataset name as accepted by :func:`make_dataset`.
+        resolution: The side the run will use.
+        data_dir: TFDS data directory.
+        sample: How many files of a folder to decode.
+
+    Returns:
+        The number of images, or None when unknown.
+
+    Raises:
+        DatasetError: Naming the dataset (or the file) and what to do.
+    """
+    _check_resolution(resolution)
+    kind, arg = _source_kind(name)
+    if kind == "folder":
+        files = _list_image_files(arg)
+        for path in files[:sample]:
+            _decode_file(path)
+        return len(files)
+    _, count, _ = _source_dataset(name, resolution, data_dir, download=True)
+    return count

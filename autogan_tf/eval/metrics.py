@@ -55,6 +55,8 @@ __all__ = [
     "resolve_statistics",
     "score_generator",
     "scores_from_activations",
+    "check_classifier",
+    "check_statistics",
 ]
 
 INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
@@ -788,3 +790,56 @@ def scores_from_activations(
         "fid": fid,
         "num_images": int(outputs["logits"].shape[0]),
     }
+
+
+def check_classifier(classifier: Union[str, Classifier], resolution: int = 16,
+                     cache_dir: str | None = None) -> tuple[Classifier, int, int]:
+    """Loads a classifier and runs it once on two images, before a run writes anything.
+
+    Args:
+        classifier: A :class:`Classifier` or a spec for :func:`load_classifier`.
+        resolution: Side of the probe images (the run's image size).
+        cache_dir: Cache root for the digits classifier.
+
+    Returns:
+        ``(classifier, num_classes, feature_dim)``.
+
+    Raises:
+        ClassifierError: If it cannot be loaded, or its outputs are not finite 2-D logits and
+            features.
+    """
+    classifier = load_classifier(classifier, cache_dir)
+    probe = tf.linspace(-1.0, 1.0, 2 * resolution * resolution * 3)
+    try:
+        outputs = classifier(tf.reshape(probe, [2, resolution, resolution, 3]))
+    except ClassifierError:
+        raise
+    except Exception as err:  # pylint: disable=broad-except  # any failure of a user network
+        raise ClassifierError(
+            f"Classifier {classifier.classifier_id!r} failed on two {resolution}px images: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from err
+    logits, pool = outputs["logits"].numpy(), outputs["pool_3"].numpy()
+    if logits.shape[0] != 2 or pool.shape[0] != 2 or logits.shape[1] < 2:
+        raise ClassifierError(
+            f"Classifier {classifier.classifier_id!r} returned logits {logits.shape} and pool_3 "
+            f"{pool.shape} for 2 images; expected [2, classes >= 2] and [2, features]."
+        )
+    if not (np.isfinite(logits).all() and np.isfinite(pool).all()):
+        raise ClassifierError(
+            f"Classifier {classifier.classifier_id!r} returned non-finite outputs."
+        )
+    return classifier, int(logits.shape[1]), int(pool.shape[1])
+
+
+def check_statistics(stats: Statistics, feature_dim: int, where: str = "real statistics") -> None:
+    """Checks that statistics have the classifier's feature size.
+
+    Raises:
+        StatsError: Naming both sizes.
+    """
+    if tuple(np.shape(stats.mu)) != (feature_dim,):
+        raise StatsError(
+            f"{where} have {np.shape(stats.mu)[0]}-d features, but the classifier's pool_3 has "
+            f"{feature_dim}; use statistics computed with the same classifier."
+        )
