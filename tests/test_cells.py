@@ -1,0 +1,69 @@
+"""The generator cells' op table: checkpoints and images of earlier code, and adding an op.
+
+`tests/fixtures/generators/` was written before the op table existed (by
+`tests/fixtures/generators_make_fixture.py.txt`, commit 430be4d): tiny supernet and derived
+generator checkpoints, the sorted keys of those checkpoints and the images the generators made.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from autogan_tf.nn.generators import DerivedGenerator, SharedGenerator
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "generators")
+SIZE = dict(latent_dim=8, channels=8, bottom_width=2)
+
+with open(os.path.join(FIXTURE, "checkpoint_keys.json")) as _f:
+    _KEYS = json.load(_f)
+ARCHS = {name: tuple(a) for name, a in _KEYS["archs"].items()}
+
+
+@pytest.fixture(scope="module")
+def golden():
+    with np.load(os.path.join(FIXTURE, "golden.npz")) as data:
+        return {k: data[k] for k in data}
+
+
+def _make(name):
+    return SharedGenerator(**SIZE) if name == "shared" else DerivedGenerator(ARCHS[name], **SIZE)
+
+
+def _keys(prefix):
+    return [[k, list(s)] for k, s in sorted(tf.train.list_variables(prefix))
+            if k != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+
+
+@pytest.mark.parametrize("name", ["shared", *ARCHS])
+def test_checkpoint_object_paths_are_unchanged(name, tmp_path):
+    prefix = tf.train.Checkpoint(model=_make(name)).write(str(tmp_path / "ckpt"))
+    assert _keys(prefix) == _KEYS["keys"][name]
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_earlier_derived_checkpoint_restores_and_gives_the_same_images(name, golden):
+    g = _make(name)
+    tf.train.Checkpoint(model=g).read(os.path.join(FIXTURE, name, "ckpt")).assert_consumed()
+    z = tf.constant(golden["latents"])
+    for training in (False, True):
+        np.testing.assert_allclose(g(z, training=training).numpy(),
+                                   golden[f"{name}/{training}"], atol=1e-6)
+
+
+def test_earlier_supernet_checkpoint_restores_and_gives_the_same_images(golden):
+    g = _make("shared")
+    tf.train.Checkpoint(model=g).read(os.path.join(FIXTURE, "shared", "ckpt")).assert_consumed()
+    z = tf.constant(golden["latents"])
+    for training in (False, True):  # the order the fixture was written in
+        g.set_stage(2)
+        for name, arch in ARCHS.items():
+            np.testing.assert_allclose(g(z, tf.constant(arch), training=training).numpy(),
+                                       golden[f"shared/{name}/{training}"], atol=1e-6)
+        for stage in (0, 1):
+            g.set_stage(stage)
+            np.testing.assert_allclose(
+                g(z, tf.constant(ARCHS["post_bn_deconv"]), training=training).numpy(),
+                golden[f"shared/stage{stage}/{training}"], atol=1e-6)
