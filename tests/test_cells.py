@@ -44,6 +44,13 @@ def test_checkpoint_object_paths_are_unchanged(name, tmp_path):
     assert _keys(prefix) == _KEYS["keys"][name]
 
 
+@pytest.mark.parametrize("name", ["shared", *ARCHS])
+def test_weight_order_is_unchanged(name):
+    # Optimizer slots are checkpointed by the index of their variable, and the EMA generator
+    # pairs weights by position: the order of `weights` is part of the checkpoint format.
+    assert [v.path for v in _make(name).weights] == _KEYS["weight_order"][name]
+
+
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_earlier_derived_checkpoint_restores_and_gives_the_same_images(name, golden):
     g = _make(name)
