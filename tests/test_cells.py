@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from autogan_tf.nn.generators import DerivedGenerator, SharedGenerator
 
@@ -42,6 +43,30 @@ def _keys(prefix):
 def test_checkpoint_object_paths_are_unchanged(name, tmp_path):
     prefix = tf.train.Checkpoint(model=_make(name)).write(str(tmp_path / "ckpt"))
     assert _keys(prefix) == _KEYS["keys"][name]
+
+
+def _object_graph_edges(prefix):
+    """Every (parent path, child name) of a checkpoint's object graph, shared objects too."""
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    reader = tf.train.load_checkpoint(prefix)
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    edges, paths, todo = set(), {0: ""}, [0]
+    while todo:
+        node = todo.pop()
+        for child in graph.nodes[node].children:
+            edges.add((paths[node], child.local_name))
+            if child.node_id not in paths:
+                paths[child.node_id] = f"{paths[node]}/{child.local_name}"
+                todo.append(child.node_id)
+    return edges
+
+
+@pytest.mark.parametrize("name", ["shared", *ARCHS])
+def test_checkpoint_object_graph_is_unchanged(name, tmp_path):
+    # Stricter than the variable keys: no object (a list or dict the cells keep) may appear
+    # in or vanish from the graph that `tf.train.Checkpoint` follows.
+    prefix = tf.train.Checkpoint(model=_make(name)).write(str(tmp_path / "ckpt"))
+    assert _object_graph_edges(prefix) == _object_graph_edges(os.path.join(FIXTURE, name, "ckpt"))
 
 
 @pytest.mark.parametrize("name", ["shared", *ARCHS])

@@ -9,6 +9,8 @@ import keras
 from autogan_tf.nn import layers as L
 from autogan_tf.nn import stats as model_stats
 from autogan_tf import search_space as ss
+from autogan_tf.errors import ConfigError
+from autogan_tf.nn.cells import CELL_OPS
 from autogan_tf.nn.discriminator import Discriminator
 from autogan_tf.nn.generators import (DerivedCell, DerivedGenerator, SearchCell, SharedGenerator,
                                    count_trainable_params, inherit_supernet_weights)
@@ -94,8 +96,8 @@ def test_skip_output_is_taken_after_skip_additions():
     x = tf.random.normal([2, 4, 4, 4])
     f = tf.random.normal([2, 4, 4, 4])  # cell0's skip output at 8 px -> here 4 px input is 2x
     skip_out, out = cell(x, skips=(f,))
-    h1 = cell.conv1(L.upsample(tf.nn.relu(x), L.UP_NEAREST))
-    expected_skip = h1 + cell.skip_convs[0](L.upsample(f, L.UP_NEAREST))
+    h1 = cell.conv1(L.resize_nearest(tf.nn.relu(x), (8, 8)))
+    expected_skip = h1 + cell.skip_convs[0](L.resize_nearest(f, (8, 8)))
     np.testing.assert_allclose(skip_out, expected_skip, atol=1e-5)
     np.testing.assert_allclose(out, cell.conv2(tf.nn.relu(expected_skip)), atol=1e-5)
 
@@ -106,7 +108,7 @@ def test_shortcut_adds_conv1x1_of_upsampled_input():
     cell.build((None, 4, 4, 4))
     x = tf.random.normal([3, 4, 4, 4])
     _, out = cell(x, training=True)
-    up = L.upsample(x, L.UP_BILINEAR)
+    up = L.resize_bilinear(x, (8, 8))
     h = tf.nn.relu(cell.bn1(cell.conv1(up), training=True))
     main = tf.nn.relu(cell.bn2(cell.conv2(h), training=True))
     np.testing.assert_allclose(out, main + cell.sc_conv(up), atol=1e-4)
@@ -114,17 +116,23 @@ def test_shortcut_adds_conv1x1_of_upsampled_input():
 
 def test_up_modes_golden_values():
     x = tf.reshape(tf.constant([0.0, 1.0, 2.0, 3.0]), [1, 2, 2, 1])
-    near = L.upsample(x, L.UP_NEAREST)[0, ..., 0].numpy()
+    near = L.resize_nearest(x, (4, 4))[0, ..., 0].numpy()
     np.testing.assert_array_equal(near, np.repeat(np.repeat([[0, 1], [2, 3]], 2, 0), 2, 1))
-    bil = L.upsample(x, L.UP_BILINEAR)[0, ..., 0].numpy()
+    bil = L.resize_bilinear(x, (4, 4))[0, ..., 0].numpy()
     # PyTorch F.interpolate(scale_factor=2, mode='bilinear', align_corners=False)
     np.testing.assert_allclose(bil[0], [0.0, 0.25, 0.75, 1.0], atol=1e-6)
     np.testing.assert_allclose(bil[:, 0], [0.0, 0.5, 1.5, 2.0], atol=1e-6)
     # 4x skip up-sampling is one resize to the target size, not two 2x steps
-    bil4 = L.resize_to(x, (8, 8), L.UP_BILINEAR)[0, ..., 0].numpy()
+    bil4 = L.resize_bilinear(x, (8, 8))[0, ..., 0].numpy()
     np.testing.assert_allclose(bil4[0, :3], [0.0, 0.0, 0.125], atol=1e-6)
-    d = L.deconv2x2(5, "d")
-    assert L.upsample(x, L.UP_DECONV, 2, [d]).shape == (1, 4, 4, 5)
+    # The op table's up ops: the same resizes, and one deconvolution per doubling.
+    up = {name: op for name, op in zip(ss.UP.options, CELL_OPS.up)}
+    np.testing.assert_array_equal(up["nearest"].apply(x, 2, [])[0, ..., 0], near)
+    np.testing.assert_array_equal(up["bilinear"].apply(x, 4, [])[0, ..., 0], bil4)
+    d = [L.deconv2x2(5, "d"), L.deconv2x2(5, "e")]
+    assert up["deconv"].apply(x, 4, d).shape == (1, 8, 8, 5)
+    with pytest.raises(ConfigError, match="2 up-sampling layers cannot up-sample by 2"):
+        up["deconv"].apply(x, 2, d)
 
 
 def test_instance_norm_has_zero_mean_unit_variance_per_sample_and_channel():

@@ -1,8 +1,9 @@
 """Primitive Keras layers and ops shared by the generators and the discriminator.
 
 Spectrally normalised convolution and dense layers (one power iteration per training call, as
-SN-GAN), instance normalisation without affine parameters, the up-sampling modes of the search
-space, and the initialisers that match the reference implementation.
+SN-GAN), instance normalisation without affine parameters, nearest and bilinear resizing, the
+stride-2 deconvolution, and the initialisers that match the reference implementation. Which of
+these a generator cell may choose is the op table's business (`nn/cells.py`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from autogan_tf import search_space
-
 __all__ = [
     "SNConv2D",
     "SNDense",
     "instance_norm",
-    "upsample",
-    "resize_to",
+    "resize_nearest",
+    "resize_bilinear",
     "conv_initializer",
     "bias_initializer",
     "batch_norm",
@@ -26,12 +25,6 @@ __all__ = [
     "deconv2x2",
     "track_for_checkpoint",
 ]
-
-UP_BILINEAR, UP_NEAREST, UP_DECONV = 0, 1, 2
-NORM_NONE, NORM_BATCH, NORM_INSTANCE = 0, 1, 2
-assert search_space.UP.options[UP_DECONV] == "deconv"
-assert search_space.NORM.options[NORM_INSTANCE] == "instance norm"
-
 
 def conv_initializer(seed=None):
     """Xavier-uniform (gain 1), the reference's `init_type=xavier_uniform`."""
@@ -92,42 +85,25 @@ def instance_norm(x: tf.Tensor, epsilon: float = 1e-5) -> tf.Tensor:
     return tf.cast((xf - mean) * tf.math.rsqrt(var + epsilon), x.dtype)
 
 
-def resize_to(x: tf.Tensor, size, mode: int) -> tf.Tensor:
-    """Bilinear (half-pixel centres, = PyTorch `align_corners=False`) or nearest resize."""
+def resize_nearest(x: tf.Tensor, size) -> tf.Tensor:
+    """Nearest-neighbour resize of NHWC `x` (static spatial size) to `size` = (h, w)."""
     h, w = int(size[0]), int(size[1])
     in_h, in_w = int(x.shape[1]), int(x.shape[2])
-    if mode == UP_NEAREST:
-        if h % in_h == 0 and w % in_w == 0:
-            # Integer factor: a broadcast is cheaper than the resize kernel and exact.
-            fh, fw = h // in_h, w // in_w
-            c = x.shape[-1]
-            y = tf.reshape(x, [-1, in_h, 1, in_w, 1, c])
-            y = tf.broadcast_to(y, [tf.shape(x)[0], in_h, fh, in_w, fw, c])
-            return tf.reshape(y, [-1, h, w, c])
-        return tf.image.resize(x, [h, w], method="nearest")
-    if mode == UP_BILINEAR:
-        # Resize in float32 (the kernel's output type) so the gradient keeps one precision.
-        y = tf.image.resize(tf.cast(x, tf.float32), [h, w], method="bilinear")
-        return tf.cast(y, x.dtype)
-    raise ValueError(f"resize_to supports bilinear and nearest, got mode {mode}")
+    if h % in_h == 0 and w % in_w == 0:
+        # Integer factor: a broadcast is cheaper than the resize kernel and exact.
+        fh, fw = h // in_h, w // in_w
+        c = x.shape[-1]
+        y = tf.reshape(x, [-1, in_h, 1, in_w, 1, c])
+        y = tf.broadcast_to(y, [tf.shape(x)[0], in_h, fh, in_w, fw, c])
+        return tf.reshape(y, [-1, h, w, c])
+    return tf.image.resize(x, [h, w], method="nearest")
 
 
-def upsample(x: tf.Tensor, mode: int, factor: int = 2, deconvs=()) -> tf.Tensor:
-    """Up-samples by `factor` with one of the search space's up modes (Python int).
-
-    Args:
-      x: NHWC tensor with static spatial size.
-      mode: 0 bilinear, 1 nearest, 2 deconvolution.
-      factor: a power of two.
-      deconvs: for mode 2, one stride-2 deconvolution per factor of two.
-    """
-    if mode == UP_DECONV:
-        if 2 ** len(deconvs) != factor:
-            raise ValueError(f"{len(deconvs)} deconvolutions cannot up-sample by {factor}")
-        for d in deconvs:
-            x = d(x)
-        return x
-    return resize_to(x, (x.shape[1] * factor, x.shape[2] * factor), mode)
+def resize_bilinear(x: tf.Tensor, size) -> tf.Tensor:
+    """Bilinear resize with half-pixel centres (= PyTorch `align_corners=False`)."""
+    # Resize in float32 (the kernel's output type) so the gradient keeps one precision.
+    y = tf.image.resize(tf.cast(x, tf.float32), [int(size[0]), int(size[1])], method="bilinear")
+    return tf.cast(y, x.dtype)
 
 
 def _l2_normalize(v, eps=1e-12):
@@ -143,7 +119,8 @@ class _SpectralNorm:
             initializer=keras.initializers.RandomNormal(0.0, 1.0), dtype="float32")
 
     def _normalized_kernel(self, training):
-        w = tf.convert_to_tensor(self.kernel.value if hasattr(self.kernel, "value") else self.kernel)
+        kernel = self.kernel.value if hasattr(self.kernel, "value") else self.kernel
+        w = tf.convert_to_tensor(kernel)
         w = tf.cast(w, tf.float32)
         w_mat = tf.reshape(w, [-1, w.shape[-1]])  # [fan_in, out] = W^T in PyTorch's view
         u = tf.cast(tf.convert_to_tensor(self.u.value), tf.float32)

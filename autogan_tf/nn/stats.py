@@ -7,9 +7,12 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from autogan_tf.nn.generators import count_trainable_params
-
 __all__ = ["count_trainable_params", "count_macs", "generator_macs", "discriminator_macs"]
+
+
+def count_trainable_params(model) -> int:
+    """Number of trainable scalars (what PyTorch's `parameters()` counts)."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
 def _graph_macs(graph) -> int:
