@@ -113,6 +113,11 @@ REFERENCE_ARCHS = {
     "autogan_cifar10_a": (1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3),
     "autogan_cifar10_b": (1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 3),
     "autogan_cifar10_c": (1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 1, 0, 3),
+    # The hand-designed baseline: SN-GAN's ResNet generator (Miyato et al., "Spectral
+    # Normalization for Generative Adversarial Networks", ICLR 2018). Every cell is its
+    # pre-activation residual block with batch norm, nearest up-sampling and the 1x1-conv
+    # shortcut of the up-sampled input; no skips between cells.
+    "sngan": (1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0),
 }
 
 

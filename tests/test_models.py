@@ -1,5 +1,10 @@
 """Generator cells, supernet, derived generator and discriminator."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -16,6 +21,7 @@ from autogan_tf.nn.generators import (DerivedCell, DerivedGenerator, SearchCell,
                                    count_trainable_params, inherit_supernet_weights)
 
 A = ss.REFERENCE_ARCHS["autogan_cifar10_a"]
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ----- parameter counts against the reference implementation ------------------------------------
@@ -30,6 +36,64 @@ def test_reference_parameter_counts():
 def test_reference_macs():
     g = DerivedGenerator(A, channels=256)
     assert model_stats.generator_macs(g) == 1_765_015_552  # about 1.77 G as the reference
+
+
+# ----- the SN-GAN baseline ----------------------------------------------------------------------
+def _sngan_params(gf, bw, latent=128):
+    """SN-GAN's ResNet generator counted by hand (Miyato et al. 2018, CIFAR-10 at gf 256)."""
+    bn = 2 * gf  # gamma and beta; the moving statistics are not trained
+    conv3x3 = 9 * gf * gf + gf
+    conv1x1 = gf * gf + gf
+    block = bn + conv3x3 + bn + conv3x3 + conv1x1  # BN, conv, BN, conv; shortcut 1x1 conv
+    linear = latent * bw * bw * gf + bw * bw * gf
+    to_rgb = bn + 9 * gf * 3 + 3
+    return linear + 3 * block + to_rgb
+
+
+def test_sngan_parameter_count():
+    g = DerivedGenerator("sngan", channels=256, bottom_width=4)
+    assert count_trainable_params(g) == _sngan_params(256, 4) == 4_276_739
+
+
+def test_sngan_generator_is_sngans_resnet_generator():
+    keras.utils.set_random_seed(4)
+    g = DerivedGenerator("sngan", latent_dim=8, channels=8, bottom_width=2)
+    for cell in g.cells:
+        kinds = {role: (type(layer).__name__, getattr(layer, "kernel_size", None))
+                 for role, layer in cell.path_layers().items()}
+        assert kinds == {
+            ("block1", "norm"): ("BatchNormalization", None),
+            ("block2", "norm"): ("BatchNormalization", None),
+            ("block1", "conv"): ("Conv2D", (3, 3)),
+            ("block2", "conv"): ("Conv2D", (3, 3)),
+            ("shortcut", "conv"): ("Conv2D", (1, 1)),
+        }
+    assert [v.path for v in g.weights if "deconv" in v.path or "skip" in v.path] == []
+
+    def up(x):  # nearest, x2
+        return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+
+    z = tf.random.stateless_normal([3, 8], seed=[4, 5])
+    for training in (False, True):
+        h = tf.reshape(g.l1(z), [-1, 2, 2, 8])
+        for cell in g.cells:  # BN, ReLU, up, conv3x3, BN, ReLU, conv3x3 + conv1x1(up(x))
+            r = cell.conv1(up(tf.nn.relu(cell.bn1(h, training=training))))
+            r = cell.conv2(tf.nn.relu(cell.bn2(r, training=training)))
+            h = r + cell.sc_conv(up(h))
+        images = tf.tanh(g.to_rgb.conv(tf.nn.relu(g.to_rgb.bn(h, training=training))))
+        np.testing.assert_allclose(g(z, training=training), images, atol=1e-5)
+
+
+def test_arch_binary_takes_sngan():
+    out = subprocess.run(
+        [sys.executable, "-m", "autogan_tf.arch", "--arch=sngan", "--gf=8", "--df=8"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "cell0: pre-activation conv, norm=batch norm, up=nearest, shortcut=on"
+    stats = json.loads(lines[-1])
+    assert stats["arch"] == list(ss.REFERENCE_ARCHS["sngan"])
+    assert stats["generator_params"] == _sngan_params(8, 4)
 
 
 # ----- every op choice of every cell ---------------------------------------------------------------

@@ -78,3 +78,27 @@ def test_validate_cell():
     ss.validate_cell(2, (1, 0, 1, 0, 3))
     with pytest.raises(ss.ArchitectureError, match="cell1 takes 5 tokens"):
         ss.validate_cell(1, (1, 0, 1, 0))
+
+
+def test_sngan_decodes_to_sngan_blocks():
+    # SN-GAN's ResNet generator: every cell is a pre-activation residual block with batch norm,
+    # nearest up-sampling and a 1x1-conv shortcut; nothing skips between cells.
+    a = ss.Architecture.parse("sngan")
+    assert a.cells == (ss.CellChoice(1, 1, 1, 1, 0),) * 3
+    assert a.describe().splitlines() == [
+        "cell0: pre-activation conv, norm=batch norm, up=nearest, shortcut=on",
+        "cell1: pre-activation conv, norm=batch norm, up=nearest, shortcut=on, skip from none",
+        "cell2: pre-activation conv, norm=batch norm, up=nearest, shortcut=on, skip from none",
+    ]
+    with pytest.raises(ss.ArchitectureError, match=r"expected one of \[.*'sngan'\]"):
+        ss.Architecture.parse("sn_gan")
+
+
+def test_sngan_is_accepted_where_architectures_are_named():
+    from autogan_tf.search import derive_lib
+    from autogan_tf.training import train_lib
+
+    tokens = ss.REFERENCE_ARCHS["sngan"]
+    assert train_lib.TrainConfig(arch="sngan").arch == tokens
+    archs = derive_lib.load_candidates("sngan;autogan_cifar10_a")
+    assert [a.tokens for a in archs] == [tokens, ss.REFERENCE_ARCHS["autogan_cifar10_a"]]

@@ -211,19 +211,19 @@ def conv_block(x, kind: ConvKind, norm: Op, up: Optional[Op], layer: Callable, t
       x: NHWC input.
       kind, norm: the block's conv kind and norm op.
       up: the up op; None for the second block, which keeps the resolution.
-      layer: `layer(role)` -> the block's layer of that role: "conv", "norm" (only for a norm
-        op with weights) or ("up", i) (only for an up op with weights).
+      layer: `layer(role)` -> the block's layer of a role: ("conv",), ("norm",) (asked only
+        for a norm op with weights) or ("up", 0) (only for an up op with weights).
       training: Python bool.
     """
     for step in kind.steps:
         if step == "norm":
-            x = norm.apply(x, layer("norm") if norm.has_weights else None, training)
+            x = norm.apply(x, layer(("norm",)) if norm.has_weights else None, training)
         elif step == "relu":
             x = tf.nn.relu(x)
         elif step == "up" and up is not None:
             x = up.apply(x, 2, [layer(("up", 0))] if up.has_weights else [])
         elif step == "conv":
-            x = layer("conv")(x)
+            x = layer(("conv",))(x)
     return x
 
 
@@ -233,13 +233,13 @@ def _block_build_shapes(kind: ConvKind, input_shape, channels: int, upsample: bo
     shapes = {}
     for step in kind.steps:
         if step == "norm":
-            shapes["norm"] = (n, h, w, c)
+            shapes[("norm",)] = (n, h, w, c)
         elif step == "up":
-            shapes["up"] = (n, h, w, c)
+            shapes[("up", 0)] = (n, h, w, c)
             if upsample:
                 h, w = 2 * h, 2 * w
         elif step == "conv":
-            shapes["conv"] = (n, h, w, c)
+            shapes[("conv",)] = (n, h, w, c)
             c = channels
     return shapes
 
@@ -382,8 +382,8 @@ class SearchCell(keras.layers.Layer):
                                            (2, (None, 2 * h, 2 * w, c), False)):
                 shapes = _block_build_shapes(kind, shape, c, upsample)
                 prefix = f"{kind.key}{block}_"
-                getattr(self, prefix + "conv").build(shapes["conv"])
-                for role, group in (("norm", self.ops.norm), ("up", self.ops.up)):
+                getattr(self, prefix + "conv").build(shapes[("conv",)])
+                for role, group in ((("norm",), self.ops.norm), (("up", 0), self.ops.up)):
                     for op in group:
                         if op.has_weights:
                             getattr(self, prefix + op.key).build(shapes[role])
@@ -415,9 +415,7 @@ class SearchCell(keras.layers.Layer):
         def block(name, inputs, kind, norm_op, up_op):
             return conv_block(
                 inputs, kind, norm_op, up_op,
-                lambda role: self._layer((name,) + (role if isinstance(role, tuple) else (role,)),
-                                         kind, norm_op, up_op),
-                training)
+                lambda role: self._layer((name,) + role, kind, norm_op, up_op), training)
 
         h = _switch((conv * n_norm + norm) * n_up + up, [
             (lambda k=k, n=n, u=u: block("block1", x, k, n, u))
@@ -435,7 +433,8 @@ class SearchCell(keras.layers.Layer):
             (lambda k=k, n=n: block("block2", h, k, n, None))
             for k, n in itertools.product(ops.conv, ops.norm)])
         out = tf.cond(tf.equal(shortcut, 1),
-                      lambda: out + self.sc_conv(self._up(x, up, 2, ("shortcut", "up"))),
+                      lambda: out + self._layer(("shortcut", "conv"), None, None, None)(
+                          self._up(x, up, 2, ("shortcut", "up"))),
                       lambda: out)
         return skip_out, out
 
@@ -492,7 +491,7 @@ class DerivedCell(keras.layers.Layer):
         self.sources = self.choice.skip_sources(self.cell_index)
         self.kind = ops.conv[self.choice.conv]
         self.norm_op, self.up_op = ops.norm[self.choice.norm], ops.up[self.choice.up]
-        self._roles = {}  # role -> attribute name (a plain dict: not tracked)
+        self._roles = {}  # role -> attribute name (names, not layers: nothing to checkpoint)
         for role in path_roles(self.cell_index, self.choice, ops):
             attr, name = _derived_names(role, self.norm_op, self.up_op, self.sources)
             if role[-1] == "conv":
@@ -522,7 +521,7 @@ class DerivedCell(keras.layers.Layer):
         for block, shape, upsample in ((1, (None, h, w, cin), True),
                                        (2, (None, 2 * h, 2 * w, c), False)):
             for role, s in _block_build_shapes(self.kind, shape, c, upsample).items():
-                key = (f"block{block}",) + ((role, 0) if role == "up" else (role,))
+                key = (f"block{block}",) + role
                 if key in self._roles:
                     self._layer(key).build(s)
         for role in self._roles:
@@ -546,8 +545,7 @@ class DerivedCell(keras.layers.Layer):
         def block(name, inputs, up_op):
             return conv_block(
                 inputs, self.kind, self.norm_op, up_op,
-                lambda role: self._layer((name,) + (role if isinstance(role, tuple) else (role,))),
-                training)
+                lambda role: self._layer((name,) + role), training)
 
         h = block("block1", x, self.up_op)
         size = int(h.shape[1])
