@@ -24,10 +24,11 @@ not listed.
 
 Adding an op:
 
-1. add its option name to the token's vocabulary in `search_space` (`NORM` or `UP`), which also
-   gives the controller its new logit and the architecture JSON its new value;
-2. add one entry under that name to `CELL_OPS` below (`Op(key, apply, make)`): `apply` is the
-   computation, `make` builds its layer when it has weights and `key` names that layer;
+1. add its option name to the token's vocabulary in `search_space` (`NORM`, `UP` or `CONV`),
+   which also gives the controller its new logit and the architecture JSON its new value;
+2. add one entry under that name to `CELL_OPS` below: `Op(key, apply, make)` for a norm or up
+   op (`apply` is the computation, `make` builds its layer when it has weights and `key` names
+   that layer), `ConvKind(key, steps)` for a new order of norm, ReLU, up and conv;
 3. add its test (for example the supernet path of an architecture using it equals its derived
    cell, as `tests/test_models.py` checks for every option).
 
