@@ -432,9 +432,9 @@ def test_rest_request_bodies(client):
     gen = client.build_rest_request("generate", seed=7, num_images=4)
     assert gen == {"signature_name": "generate", "inputs": {"seed": 7, "num_images": 4}}
     json.dumps(gen)  # JSON-able as sent
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match="generate needs seed and num_images"):
         client.build_rest_request("generate", seed=7)
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match=r"latents must be \[N, latent_dim\], got shape"):
         client.build_rest_request("serving_default", latents=np.zeros(3))
     assert (client.rest_url("localhost", 8501, "autogan")
             == "http://localhost:8501/v1/models/autogan:predict")
@@ -484,7 +484,7 @@ def test_grpc_request_and_response(client):
     response = predict_pb2.PredictResponse()
     response.outputs["images"].CopyFrom(tf.make_tensor_proto(images))
     np.testing.assert_array_equal(client.parse_grpc_response(response), images)
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match="No 'images' output among"):
         client.parse_grpc_response(predict_pb2.PredictResponse())
 
 
