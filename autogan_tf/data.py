@@ -10,7 +10,11 @@ Dataset names:
   so it works offline; it is the default for quick searches and tests.
 * a folder of png/jpg images: ``name`` is a directory path, or ``folder:<path>``.
 * an ``.npz`` of uint8 images: ``name`` ends in ``.npz``; the array under key ``images`` or the
-  first array; NHWC with 1 or 3 channels, or grey NHW.
+  first array, laid out as :func:`autogan_tf.images.check_images` reads it: NHWC with 1 or 3
+  channels, one image HWC (last axis 1 or 3), or grey NHW.
+
+A missing, truncated or corrupt file, or an undecodable image in a folder, raises one
+:class:`DatasetError` that names the file.
 
 Example::
 
@@ -20,13 +24,18 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import os
+import zipfile
+import zlib
 from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
+
+from autogan_tf.images import check_images, from_uint8, to_uint8
 
 __all__ = [
     "DatasetError",
@@ -37,6 +46,7 @@ __all__ = [
     "load_images",
     "load_digits_data",
     "resize_images",
+    "open_npz",
     "read_npz_array",
     "check_dataset",
 ]
@@ -44,9 +54,11 @@ __all__ = [
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _SHUFFLE_BUFFER = 10_000
 _LOAD_CHUNK = 1024
+# What numpy raises for a truncated or corrupt .npz (a zip of .npy files), or another file type.
+_NPZ_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
-from autogan_tf.errors import DatasetError  # noqa: E402  (re-exported)
+from autogan_tf.errors import AutoGANError, DatasetError  # noqa: E402  (re-exported)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,29 +154,17 @@ def resize_images(images: tf.Tensor, resolution: int) -> tf.Tensor:
 
 
 def _to_unit_range(images: tf.Tensor) -> tf.Tensor:
-    """Maps 0..255 float images to [-1, 1]."""
-    return tf.clip_by_value(images / 127.5 - 1.0, -1.0, 1.0)
+    """Maps 0..255 float images (e.g. resized uint8) to [-1, 1]."""
+    return tf.clip_by_value(from_uint8(images), -1.0, 1.0)
 
 
-def _to_uint8(images: tf.Tensor) -> np.ndarray:
-    """Rounds 0..255 float images to uint8 numpy."""
-    return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8).numpy()
+def _rounded_uint8(images: tf.Tensor) -> np.ndarray:
+    """Rounds 0..255 float images (e.g. resized uint8) to uint8 numpy.
 
-
-def _as_rgb(images: np.ndarray, source: str) -> np.ndarray:
-    """Validates uint8 images and returns NHWC with 3 channels."""
-    if images.dtype != np.uint8:
-        raise DatasetError(f"{source}: expected uint8 images, got dtype {images.dtype}.")
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] == 0:
-        raise DatasetError(
-            f"{source}: expected a non-empty uint8 array [N, H, W, 3], [N, H, W, 1] or [N, H, W], "
-            f"got shape {images.shape}."
-        )
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    return images
+    Rounding happens on the 0..255 scale (ties to even, as always), so exact ties such as the
+    127.5 of an area average stay where they were; `to_uint8` is exact on whole levels.
+    """
+    return to_uint8(_to_unit_range(tf.round(images))).numpy()
 
 
 # ----------------------------------------------------------------------------- digits
@@ -186,7 +186,7 @@ def load_digits_data(resolution: int = 16) -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     grey = digits.images.astype(np.float32) * (255.0 / 16.0)
     rgb = np.repeat(grey[..., None], 3, axis=-1)
-    images = _to_uint8(resize_images(tf.constant(rgb), resolution))
+    images = _rounded_uint8(resize_images(tf.constant(rgb), resolution))
     return images, digits.target.astype(np.int64)
 
 
@@ -200,28 +200,51 @@ def _digits_native() -> np.ndarray:
 # ----------------------------------------------------------------------------- npz and folders
 
 
-def read_npz_array(path: str) -> np.ndarray:
+@contextlib.contextmanager
+def open_npz(path: str, error: type = DatasetError) -> Iterator[np.lib.npyio.NpzFile]:
+    """Opens an .npz for reading; any failure to read it, then or inside the block, is `error`.
+
+    A missing file, a truncated or corrupt archive (``BadZipFile``, a bad CRC, an early end of
+    file) or a file of another type all become one line naming the file, instead of a traceback.
+
+    Args:
+        path: The ``.npz`` file.
+        error: The ``AutoGANError`` subclass to raise (``DatasetError``, ``StatsError``, ...).
+
+    Yields:
+        The open ``NpzFile`` (``allow_pickle=False``).
+    """
+    if not os.path.isfile(path):
+        raise error(f"No such .npz file: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise error(f"{path}: a single .npy array, not an .npz archive; save it with "
+                        "numpy.savez(path, images=array).")
+        with loaded:
+            yield loaded
+    except _NPZ_READ_ERRORS as err:
+        if isinstance(err, AutoGANError):  # Raised on purpose, here or in the caller's block.
+            raise
+        raise error(f"{path}: cannot read the .npz file ({type(err).__name__}: {err}); it is "
+                    "truncated, corrupt or not an .npz archive. Write it again.") from err
+
+
+def read_npz_array(path: str, error: type = DatasetError) -> np.ndarray:
     """The `images` array of an .npz (else its first array), unconverted.
 
     Raises:
-        DatasetError: If the file is missing, unreadable or empty.
+        error: If the file is missing, truncated, corrupt or empty.
     """
-    if not os.path.isfile(path):
-        raise DatasetError(f"No such .npz file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
-            if not keys:
-                raise DatasetError(f"{path}: the .npz file holds no arrays.")
-            return data["images"] if "images" in keys else data[keys[0]]
-    except (OSError, ValueError) as err:
-        if isinstance(err, DatasetError):
-            raise
-        raise DatasetError(f"{path}: cannot read the .npz file ({err}).") from err
+    with open_npz(path, error) as arrays:
+        keys = list(arrays.keys())
+        if not keys:
+            raise error(f"{path}: the .npz file holds no arrays.")
+        return arrays["images"] if "images" in keys else arrays[keys[0]]
 
 
 def _load_npz(path: str) -> np.ndarray:
-    return _as_rgb(read_npz_array(path), path)
+    return check_images(read_npz_array(path), path, DatasetError, allow_float=False)
 
 
 def _list_image_files(folder: str) -> list[str]:
@@ -247,7 +270,18 @@ def _decode_file(path: str) -> tf.Tensor:
     try:
         return _decode(tf.io.read_file(path))
     except tf.errors.OpError as err:
-        raise DatasetError(f"{path}: cannot decode image ({err.message}).") from err
+        raise DatasetError(f"{path}: cannot decode image ({err.message.splitlines()[0]}). "
+                           "Remove or replace the file.") from err
+
+
+def _undecodable_file_error(folder: str, err: tf.errors.OpError) -> DatasetError:
+    """The error for a folder whose pipeline failed: names the first file that does not decode."""
+    for path in _list_image_files(folder):
+        try:
+            _decode_file(path)
+        except DatasetError as found:
+            return found
+    return DatasetError(f"{folder}: reading the images failed ({err.message.splitlines()[0]}).")
 
 
 def _folder_dataset(folder: str, resolution: int) -> tuple[tf.data.Dataset, int]:
@@ -376,8 +410,19 @@ def _iterate_uint8(
     ds = ds.batch(_LOAD_CHUNK)
     if not resized:
         ds = ds.map(lambda images: resize_images(images, resolution))
-    for chunk in ds.prefetch(2):
-        yield _to_uint8(tf.cast(chunk, tf.float32))
+    chunks = iter(ds.prefetch(2))
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except tf.errors.OpError as err:
+            kind, arg = _source_kind(name)
+            if kind == "folder":
+                raise _undecodable_file_error(arg, err) from err
+            raise DatasetError(f"Dataset {name!r}: reading the images failed "
+                               f"({err.message.splitlines()[0]}).") from err
+        yield _rounded_uint8(tf.cast(chunk, tf.float32))
 
 
 def load_images(

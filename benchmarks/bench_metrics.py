@@ -3,10 +3,11 @@
     python benchmarks/bench_metrics.py [--source=generator|digits] [--num_images=5000]
         [--inception=/path/to/inception_savedmodel] [--fid_images=50000] [--fid_dim=2048]
 
-* scoring: ``sample_fn(n)`` (a small random conv generator at ``--resolution``, or real digits
-  images) followed by the digits classifier (and the Inception network when ``--inception``
-  gives a local SavedModel), the same path ``metrics.score_generator`` takes; generation alone
-  and the classifier alone are timed too;
+* scoring: ``sample_fn(n)`` (a small random conv generator at ``--resolution`` on the seeded
+  latents of ``sampling.LatentSampler``, or real digits images) followed by the digits
+  classifier (and the Inception network when ``--inception`` gives a local SavedModel), the same
+  path ``metrics.score_generator`` and ``evaluate`` take (image checks included); generation
+  alone and the classifier alone are timed too;
 * FID: ``--fid_images`` x ``--fid_dim`` random activations on each side, through TF-GAN's
   ``frechet_classifier_distance_from_activations`` and through statistics + the closed form.
 
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from autogan_tf import data  # noqa: E402
+from autogan_tf import data, sampling  # noqa: E402
 from autogan_tf.eval import metrics  # noqa: E402
 
 SOURCE = flags.DEFINE_enum("source", "generator", ["generator", "digits"], "Image source.")
@@ -55,12 +56,9 @@ def _generator_sample_fn():
         side *= 2
     layers.append(keras.layers.Conv2D(3, 3, padding="same", activation="tanh"))
     model = keras.Sequential(layers)
-    generate = tf.function(lambda z: model(z, training=False))
-
-    def sample_fn(n):
-        return generate(tf.random.normal([n, 128], seed=None))
-
-    return sample_fn
+    generate = tf.function(lambda z: model(z, training=False),
+                           input_signature=[tf.TensorSpec([None, 128], tf.float32)])
+    return sampling.LatentSampler(generate, 128, seed=0, batch_size=BATCH_SIZE.value)
 
 
 def _digits_sample_fn():

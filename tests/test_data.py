@@ -91,7 +91,7 @@ def test_stl10_through_tfds_default_48(tmp_path):
 
 def test_missing_tfds_dataset_error_says_where_and_how(tmp_path):
     where = str(tmp_path / "tfds")
-    with pytest.raises(data.DatasetError) as info:
+    with pytest.raises(data.DatasetError, match="Dataset 'cifar10' .* was not found") as info:
         data.make_dataset("cifar10", 32, 4, data_dir=where, download=False)
     message = str(info.value)
     assert where in message
@@ -139,11 +139,32 @@ def test_npz_loader_rgb_and_grey(tmp_path, rng):
 
 
 @pytest.mark.parametrize(
+    "shape, count",
+    [
+        ((64, 64, 3), 1),  # One RGB image, not 64 grey images of 64 x 3.
+        ((64, 64, 1), 1),  # One grey image with a channel axis.
+        ((5, 64, 64), 5),  # Grey images without a channel axis.
+        ((2, 64, 64, 1), 2),
+        ((2, 64, 64, 3), 2),
+    ],
+)
+def test_npz_shapes_are_parsed_exactly(tmp_path, shape, count):
+    array = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    np.savez(tmp_path / "x.npz", images=array)
+    images = data.load_images(str(tmp_path / "x.npz"), 64)
+    assert images.shape == (count, 64, 64, 3)
+    np.testing.assert_array_equal(images[..., 2], array.reshape(count, 64, 64, -1)[..., -1])
+    assert data.default_resolution(str(tmp_path / "x.npz")) == 64
+
+
+@pytest.mark.parametrize(
     "array, match",
     [
-        (np.zeros((4, 8, 8, 3), np.float32), "uint8"),
-        (np.zeros((4, 8, 8, 2), np.uint8), "shape"),
-        (np.zeros((8, 8), np.uint8), "shape"),
+        (np.zeros((4, 8, 8, 3), np.float32), "expected uint8 images in 0..255, got dtype float32"),
+        (np.zeros((4, 8, 8, 2), np.uint8), r"got shape \(4, 8, 8, 2\)"),
+        (np.zeros((8, 8), np.uint8), r"got shape \(8, 8\)"),
+        (np.zeros((1, 2, 8, 8, 3), np.uint8), r"got shape \(1, 2, 8, 8, 3\)"),
+        (np.zeros((0, 8, 8, 3), np.uint8), "holds no images"),
     ],
 )
 def test_npz_bad_arrays(tmp_path, array, match):
@@ -151,6 +172,56 @@ def test_npz_bad_arrays(tmp_path, array, match):
     np.savez(path, images=array)
     with pytest.raises(data.DatasetError, match=match):
         data.load_images(str(path), 8)
+
+
+def test_truncated_or_foreign_npz_is_one_dataset_error(tmp_path):
+    np.savez(tmp_path / "good.npz", images=np.zeros((4, 8, 8, 3), np.uint8))
+    whole = (tmp_path / "good.npz").read_bytes()
+    for cut in (len(whole) // 2, len(whole) - 30):  # Before and inside the zip directory.
+        (tmp_path / "cut.npz").write_bytes(whole[:cut])
+        with pytest.raises(data.DatasetError,
+                           match=r"cut.npz: cannot read the .npz file \(.*\); it is truncated"):
+            data.load_images(str(tmp_path / "cut.npz"), 8)
+    (tmp_path / "text.npz").write_text("not numpy")
+    with pytest.raises(data.DatasetError, match="text.npz: cannot read the .npz file"):
+        data.load_images(str(tmp_path / "text.npz"), 8)
+    with open(tmp_path / "single.npz", "wb") as f:
+        np.save(f, np.zeros((4, 8, 8, 3), np.uint8))
+    with pytest.raises(data.DatasetError, match="a single .npy array, not an .npz archive"):
+        data.load_images(str(tmp_path / "single.npz"), 8)
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(data.DatasetError, match="holds no arrays"):
+        data.read_npz_array(str(tmp_path / "empty.npz"))
+
+
+def _folder_with_a_corrupt_png(path):
+    """Three good 10 px images and, sorted between them, one png that does not decode."""
+    path.mkdir()
+    for name in ("a.png", "b.png", "d.png"):
+        _write_png(path / name, np.full((10, 10, 3), 200, np.uint8))
+    (path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return path
+
+
+def test_check_dataset_decodes_a_sample_of_a_folder(tmp_path):
+    good = tmp_path / "good"
+    good.mkdir()
+    for i in range(3):
+        _write_png(good / f"{i}.png", np.zeros((10, 10, 3), np.uint8))
+    assert data.check_dataset(str(good), 8) == 3
+    bad = _folder_with_a_corrupt_png(tmp_path / "bad")
+    with pytest.raises(data.DatasetError, match=r"c.png: cannot decode image .*Remove or replace"):
+        data.check_dataset(str(bad), 8)
+    assert data.check_dataset(str(bad), 8, sample=2) == 4  # c.png is third: not in the sample.
+    assert data.check_dataset("digits", 16) == 1797
+    with pytest.raises(data.DatasetError, match="resolution must be a positive integer"):
+        data.check_dataset("digits", 0)
+
+
+def test_undecodable_file_met_while_loading_is_named(tmp_path):
+    bad = _folder_with_a_corrupt_png(tmp_path / "bad")
+    with pytest.raises(data.DatasetError, match=r"c.png: cannot decode image"):
+        data.load_images(str(bad), 8)
 
 
 def test_bad_names_and_sizes(tmp_path):

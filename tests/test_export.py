@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from autogan_tf import errors, images, sampling
 from autogan_tf.serving import export_lib
 from autogan_tf import search_space as ss
 from autogan_tf.training import train_lib
@@ -58,8 +59,8 @@ def exported(tmp_path_factory):
     generator = _tiny_generator()
     latents = np.random.default_rng(0).standard_normal((4, LATENT_DIM)).astype(np.float32)
     reference = generator(latents, training=False).numpy()
-    seeded = export_lib.latents_from_seed(SEED, NUM_IMAGES, LATENT_DIM)
-    generated = export_lib.images_to_uint8(generator(seeded, training=False)).numpy()
+    seeded = sampling.latents(SEED, 0, NUM_IMAGES, LATENT_DIM)
+    generated = images.to_uint8(generator(seeded, training=False)).numpy()
     base = str(tmp / "base")
     path = export_lib.export_generator(generator, base)
     np.save(tmp / "latents.npy", latents)
@@ -226,18 +227,77 @@ def test_generate_rejects_too_many_images(exported):
                                       num_images=tf.constant(1025))
 
 
-def test_latents_from_seed_is_stateless():
-    a = export_lib.latents_from_seed(3, 4, 5).numpy()
-    b = export_lib.latents_from_seed(tf.constant(3, tf.int64), tf.constant(4), 5).numpy()
-    c = export_lib.latents_from_seed(4, 4, 5).numpy()
+def test_generate_signature_latents_are_the_sampler_sequence():
+    """`generate(seed, n)` serves the first n latents of seed's sequence; they must not change."""
+    a = sampling.latents(3, 0, 4, 5).numpy()
+    b = sampling.latents(tf.constant(3, tf.int64), 0, tf.constant(4), 5).numpy()
+    c = sampling.latents(4, 0, 4, 5).numpy()
     np.testing.assert_array_equal(a, b)
     assert a.shape == (4, 5) and not np.allclose(a, c)
-    # Golden Philox values: a change of algorithm or key layout would change every seed's images.
-    np.testing.assert_allclose(export_lib.latents_from_seed(7, 1, 4).numpy(),
+    # Golden Philox values (the 0.1 exports' draw): a change of algorithm or key layout would
+    # change every seed's images.
+    np.testing.assert_allclose(sampling.latents(7, 0, 1, 4).numpy(),
                                [[-0.6741728, -0.3586926, -1.8795817, -1.4728931]], atol=1e-6)
-    np.testing.assert_array_equal(
-        export_lib.images_to_uint8(tf.constant([-1.0, -2.0, 0.0, 1.0, 3.0])).numpy(),
-        [0, 0, 128, 255, 255])
+    sampler = sampling.LatentSampler(lambda z: z, 5, seed=3, batch_size=100)
+    np.testing.assert_array_equal(sampler(4).numpy(), a)  # What evaluate scores for seed 3.
+
+
+def test_non_finite_generator_is_never_exported(tmp_path):
+    generator = _tiny_generator()
+    weight = generator.variables[0]
+    weight.assign(np.where(np.arange(weight.shape[-1]) == 1, np.nan,
+                           weight.numpy()).astype(np.float32))
+    base = tmp_path / "nan"
+    with pytest.raises(errors.NonFiniteError,
+                       match=r"NaN or Inf in 1 of its \d+ weight tensors .*nothing was written"):
+        export_lib.export_generator(generator, str(base))
+    assert not base.exists()
+
+
+def test_export_base_that_is_a_file_is_refused(exported, tmp_path):
+    (tmp_path / "file").write_text("keep me")
+    for base, match in [(tmp_path / "file", r"file is a file, not a directory; nothing"),
+                        (tmp_path / "file" / "x", r"file is a file, not a directory \(in ")]:
+        with pytest.raises(export_lib.ExportError, match=match):
+            export_lib.export_generator(exported["generator"], str(base))
+    assert (tmp_path / "file").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_latest_version_dir_and_load_exported_generator(exported, tmp_path):
+    with pytest.raises(export_lib.ExportError, match="No such SavedModel directory or export"):
+        export_lib.latest_version_dir(str(tmp_path / "none"))
+    (tmp_path / "empty" / "3").mkdir(parents=True)  # A version folder without saved_model.pb.
+    with pytest.raises(export_lib.ExportError, match="neither a SavedModel"):
+        export_lib.latest_version_dir(str(tmp_path / "empty"))
+    loaded = export_lib.load_exported_generator(exported["base"])
+    assert loaded.model_dir == exported["path"] and loaded.latent_dim == LATENT_DIM
+    out = loaded.generate(tf.constant(exported["latents"]))
+    assert out.dtype == tf.float32
+    np.testing.assert_allclose(out.numpy(), exported["reference"], atol=1e-5)
+
+
+class _TwoInputs(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32),
+                                  tf.TensorSpec([None], tf.int32)])
+    def serve(self, a, b):
+        return {"images": a + tf.cast(b, tf.float32)[:, None]}
+
+
+class _TwoOutputs(tf.Module):
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="latent")])
+    def serve(self, latent):
+        return {"a": latent, "b": latent}
+
+
+@pytest.mark.parametrize("module, match", [
+    (_TwoInputs(), r"must take one input 'latent', takes \['a', 'b'\]"),
+    (_TwoOutputs(), r"must return 'images' \(or one output\), returns \['a', 'b'\]"),
+])
+def test_load_exported_generator_refuses_other_signatures(tmp_path, module, match):
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.serve})
+    with pytest.raises(export_lib.ExportError, match=match):
+        export_lib.load_exported_generator(str(tmp_path / "m"))
 
 
 # ----------------------------------------------------------------------------- binary
@@ -250,10 +310,12 @@ _BINARY_DRIVER = textwrap.dedent("""
     from autogan_tf.errors import CheckpointError
 
     def load_generator_from_checkpoint(path):
-        if path != "GOOD":
+        if path not in ("GOOD", "NAN"):
             raise CheckpointError(f"no checkpoint found at {path}")
-        return (DerivedGenerator("autogan_cifar10_a", latent_dim=8, channels=8, bottom_width=2),
-                {"step": 5})
+        gen = DerivedGenerator("autogan_cifar10_a", latent_dim=8, channels=8, bottom_width=2)
+        if path == "NAN":  # A diverged run.
+            gen.variables[0].assign(gen.variables[0] * float("nan"))
+        return gen, {"step": 5}
 
     fake = types.ModuleType("autogan_tf.training.train_lib")
     fake.CheckpointError = CheckpointError
@@ -282,41 +344,64 @@ def test_export_binary_writes_a_version(tmp_path):
     assert meta["metadata"] == {"checkpoint": os.path.join(REPO, "GOOD"), "step": 5}
 
 
-@pytest.mark.parametrize("case", ["existing_version", "bad_checkpoint"])
+@pytest.mark.parametrize("case", ["existing_version", "bad_checkpoint", "export_dir_is_a_file",
+                                  "non_finite_generator"])
 def test_export_binary_errors_exit_cleanly(tmp_path, case):
     export_dir = tmp_path / "export" / "tiny"
     if case == "existing_version":
         (export_dir / "1").mkdir(parents=True)
         (export_dir / "1" / "saved_model.pb").write_bytes(b"old")
         proc = _run_binary("--checkpoint=GOOD", f"--export_dir={export_dir}", "--version=1")
-        assert "already exists" in proc.stderr
+        message = f"{export_dir / '1'} already exists; nothing was written"
         assert (export_dir / "1" / "saved_model.pb").read_bytes() == b"old"
         assert os.listdir(export_dir) == ["1"]
-    else:
+    elif case == "bad_checkpoint":
         proc = _run_binary("--checkpoint=/no/such/run", f"--export_dir={export_dir}")
-        assert "no checkpoint found at /no/such/run" in proc.stderr
+        message = "no checkpoint found at /no/such/run"
+        assert not export_dir.exists()
+    elif case == "export_dir_is_a_file":
+        export_dir.parent.mkdir()
+        export_dir.write_text("keep me")
+        proc = _run_binary("--checkpoint=GOOD", f"--export_dir={export_dir}")
+        message = f"{export_dir} is a file, not a directory; nothing was written"
+        assert export_dir.read_text() == "keep me"
+    else:
+        proc = _run_binary("--checkpoint=NAN", f"--export_dir={export_dir}")
+        message = "The generator has NaN or Inf in 1 of its"
         assert not export_dir.exists()
     assert proc.returncode == 1
-    assert proc.stderr.startswith("export: error:") or "\nexport: error:" in proc.stderr
+    assert proc.stderr.startswith(f"export: error: {message}") or (
+        f"\nexport: error: {message}" in proc.stderr), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
 
 
 def test_export_binary_with_real_loader(tmp_path, tiny_train_run):
-    """Exports a real training run's EMA generator; a missing run exits 1 writing nothing."""
+    """Exports a real training run's EMA generator with every option; a missing run exits 1
+    writing nothing."""
     run_dir, cfg = tiny_train_run
     export_dir = tmp_path / "export"
     proc = _run([sys.executable, "-m", "autogan_tf.export", f"--checkpoint={run_dir}",
-                 f"--export_dir={export_dir}"])
+                 f"--export_dir={export_dir}", "--version=3", "--max_num_images=4"])
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"Exported SavedModel: {export_dir / '3'}" in proc.stdout
+    assert os.listdir(export_dir) == ["3"]
     meta = export_lib.read_export_metadata(str(export_dir))
     assert meta["arch"] == list(cfg.arch)
     assert meta["metadata"]["kind"] == "best"
     assert meta["metadata"]["checkpoint"] == os.path.join(run_dir, "best", "ema_generator")
     generator, _ = train_lib.load_generator_from_checkpoint(run_dir)
-    latents = export_lib.latents_from_seed(SEED, NUM_IMAGES, cfg.gan.latent_dim)
-    serve = tf.saved_model.load(str(export_dir / "1")).signatures["serving_default"]
+    latents = sampling.latents(SEED, 0, NUM_IMAGES, cfg.gan.latent_dim)
+    loaded = tf.saved_model.load(str(export_dir / "3"))
+    serve = loaded.signatures["serving_default"]
     np.testing.assert_allclose(serve(latent=latents)["images"].numpy(),
                                generator(latents, training=False).numpy(), atol=1e-5)
+    generate = loaded.signatures["generate"]
+    four = generate(seed=tf.constant(SEED, tf.int64), num_images=tf.constant(4))["images"]
+    expected = images.to_uint8(generator(sampling.latents(SEED, 0, 4, cfg.gan.latent_dim),
+                                         training=False)).numpy()
+    assert np.abs(four.numpy().astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_images must be at most 4"):
+        generate(seed=tf.constant(SEED, tf.int64), num_images=tf.constant(5))
 
     proc = _run([sys.executable, "-m", "autogan_tf.export", f"--checkpoint={tmp_path / 'none'}",
                  f"--export_dir={tmp_path / 'out'}"])
@@ -347,9 +432,9 @@ def test_rest_request_bodies(client):
     gen = client.build_rest_request("generate", seed=7, num_images=4)
     assert gen == {"signature_name": "generate", "inputs": {"seed": 7, "num_images": 4}}
     json.dumps(gen)  # JSON-able as sent
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match="generate needs seed and num_images"):
         client.build_rest_request("generate", seed=7)
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match=r"latents must be \[N, latent_dim\], got shape"):
         client.build_rest_request("serving_default", latents=np.zeros(3))
     assert (client.rest_url("localhost", 8501, "autogan")
             == "http://localhost:8501/v1/models/autogan:predict")
@@ -399,7 +484,7 @@ def test_grpc_request_and_response(client):
     response = predict_pb2.PredictResponse()
     response.outputs["images"].CopyFrom(tf.make_tensor_proto(images))
     np.testing.assert_array_equal(client.parse_grpc_response(response), images)
-    with pytest.raises(client.ClientError):
+    with pytest.raises(client.ClientError, match="No 'images' output among"):
         client.parse_grpc_response(predict_pb2.PredictResponse())
 
 

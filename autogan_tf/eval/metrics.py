@@ -1,14 +1,11 @@
 """GAN metrics: Inception score and Frechet distance over an injectable image classifier.
 
-A classifier maps a float32 batch of images in [-1, 1] (any size; resized inside to the
-network's input size) to ``{'logits': [N, C], 'pool_3': [N, D]}``. The standard one is TF-GAN's
-Inception network (``load_classifier('inception')``, 299x299, 1008 logits, 2048-d pool_3); a local
-SavedModel path and the small built-in ``'digits'`` classifier share the interface.
-
 IS and FID go through TF-GAN (``classifier_score_from_logits``,
 ``frechet_classifier_distance_from_activations``); FID against precomputed real statistics
 ``(mu, sigma)`` uses the closed form with a symmetric eigen square root. As for published
-numbers, images are quantised to uint8 before they are scored.
+numbers, images are quantised to uint8 before they are scored, and images with NaN or Inf are
+refused (``NonFiniteError``) rather than scored. The classifiers (Inception, the digits CNN, a
+local SavedModel) live in :mod:`autogan_tf.eval.classifiers`; their names are re-exported here.
 
 Example::
 
@@ -32,17 +29,23 @@ from typing import Any, Callable, Mapping, Union
 import numpy as np
 import tensorflow as tf
 
+from autogan_tf import data
+from autogan_tf.errors import ClassifierError, EvaluationError, StatsError
+from autogan_tf.eval.classifiers import (
+    INCEPTION_HANDLE,
+    INCEPTION_ID,
+    INCEPTION_INPUT_SIZE,
+    Classifier,
+    check_classifier,
+    default_classifier,
+    load_classifier,
+)
+from autogan_tf.images import check_image_values, check_images, from_uint8
+
 __all__ = [
-    "INCEPTION_HANDLE",
-    "INCEPTION_ID",
-    "INCEPTION_INPUT_SIZE",
     "DEFAULT_BATCH_SIZE",
-    "ClassifierError",
     "StatsError",
-    "Classifier",
     "Statistics",
-    "load_classifier",
-    "quantize_images",
     "compute_activations",
     "inception_score",
     "frechet_distance",
@@ -55,251 +58,22 @@ __all__ = [
     "resolve_statistics",
     "score_generator",
     "scores_from_activations",
-    "check_classifier",
     "check_statistics",
+    # Re-exported from autogan_tf.eval.classifiers.
+    "INCEPTION_HANDLE",
+    "INCEPTION_ID",
+    "INCEPTION_INPUT_SIZE",
+    "ClassifierError",
+    "Classifier",
+    "default_classifier",
+    "load_classifier",
+    "check_classifier",
 ]
 
-INCEPTION_HANDLE = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
-INCEPTION_ID = "inception/tfgan-eval-1"
-INCEPTION_INPUT_SIZE = 299
 DEFAULT_BATCH_SIZE = 100
-_RANGE_TOLERANCE = 1e-3
-
-
-from autogan_tf.errors import ClassifierError, StatsError  # noqa: E402  (re-exported)
-
-
-# ----------------------------------------------------------------------------- classifiers
-
-
-class Classifier:
-    """An image classifier with the IS/FID interface, compiled as one ``tf.function``.
-
-    Calling it with float32 images in [-1, 1] of shape [N, H, W, 3] returns
-    ``{'logits': [N, C], 'pool_3': [N, D]}`` (outputs flattened to 2-D).
-
-    Attributes:
-        classifier_id: A stable name of the network; stored in real statistics files.
-        input_size: Side the images are resized to before the network, or None to pass them as is.
-    """
-
-    def __init__(
-        self,
-        fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]],
-        classifier_id: str,
-        input_size: int | None = None,
-    ):
-        """Wraps a callable network.
-
-        Args:
-            fn: Maps float32 images in [-1, 1] at ``input_size`` to a dict with ``logits`` and
-                ``pool_3``.
-            classifier_id: Stable name of the network.
-            input_size: Side to resize to (bilinear), or None.
-        """
-        self._fn = fn
-        self.classifier_id = classifier_id
-        self.input_size = input_size
-        spec = tf.TensorSpec([None, None, None, 3], tf.float32)
-        self._forward = tf.function(self._outputs, input_signature=[spec], autograph=False)
-        self._forward_quantized = tf.function(
-            lambda images: self._outputs(quantize_images(images)),
-            input_signature=[spec],
-            autograph=False,
-        )
-
-    def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        if self.input_size is not None:
-            images = tf.image.resize(
-                images, [self.input_size, self.input_size], method="bilinear", antialias=True
-            )
-        outputs = self._fn(images)
-        if not isinstance(outputs, Mapping) or not {"logits", "pool_3"} <= set(outputs):
-            keys = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
-            raise ClassifierError(
-                f"Classifier {self.classifier_id!r} must return a dict with 'logits' and "
-                f"'pool_3', got {keys}."
-            )
-        batch = tf.shape(images)[0]
-        return {
-            key: tf.reshape(tf.cast(outputs[key], tf.float32), [batch, -1])
-            for key in ("logits", "pool_3")
-        }
-
-    def __call__(self, images: Any, quantize: bool = False) -> dict[str, tf.Tensor]:
-        """Runs the network.
-
-        Args:
-            images: float32 [N, H, W, 3] in [-1, 1].
-            quantize: Round the images to 256 levels first (see :func:`quantize_images`).
-
-        Returns:
-            ``{'logits': [N, C], 'pool_3': [N, D]}`` float32 tensors.
-        """
-        images = tf.convert_to_tensor(images, tf.float32)
-        return (self._forward_quantized if quantize else self._forward)(images)
-
-    def __repr__(self) -> str:
-        return f"Classifier({self.classifier_id!r}, input_size={self.input_size})"
-
-
-def _hub_load(handle: str):
-    import tensorflow_hub as hub  # pylint: disable=import-outside-toplevel
-
-    return hub.load(handle)
-
-
-def _saved_model_id(path: str) -> str:
-    try:
-        fingerprint = tf.saved_model.experimental.read_fingerprint(path)
-        return f"savedmodel:{fingerprint.saved_model_checksum}"
-    except Exception:  # pylint: disable=broad-except  # Older SavedModels have no fingerprint.
-        digest = hashlib.sha256()
-        for name in ("saved_model.pb", "variables/variables.index"):
-            file_path = os.path.join(path, name)
-            if os.path.isfile(file_path):
-                with open(file_path, "rb") as f:
-                    digest.update(f.read())
-        return f"savedmodel:sha256:{digest.hexdigest()[:16]}"
-
-
-def _callable_of(loaded: Any, where: str) -> tuple[Callable, int | None]:
-    """Returns (callable on images, static input side or None) for a loaded SavedModel."""
-    if callable(loaded) and hasattr(loaded, "__call__"):
-        size = None
-        concrete = getattr(loaded.__call__, "concrete_functions", None) or []
-        for function in concrete:
-            specs = tf.nest.flatten(function.structured_input_signature)
-            if specs and specs[0].shape.rank == 4 and specs[0].shape[1] is not None:
-                size = int(specs[0].shape[1])
-        return loaded, size
-    signatures = getattr(loaded, "signatures", {}) or {}
-    for key in ("serving_default", "default"):
-        if key in signatures:
-            signature = signatures[key]
-            _, kwargs = signature.structured_input_signature
-            if len(kwargs) != 1:
-                break
-            (name, spec), = kwargs.items()
-            size = int(spec.shape[1]) if spec.shape.rank == 4 and spec.shape[1] else None
-            return (lambda images: signature(**{name: images})), size
-    raise ClassifierError(
-        f"{where}: the SavedModel is not callable and has no one-input 'serving_default' "
-        "signature returning {'logits', 'pool_3'}."
-    )
-
-
-def load_classifier(
-    spec: Union[str, Classifier],
-    cache_dir: str | None = None,
-    *,
-    input_size: int | None = None,
-) -> Classifier:
-    """Loads the classifier that IS and FID are computed with.
-
-    Args:
-        spec: ``'inception'`` (TF-GAN's TF-Hub Inception network, needs internet or a TF-Hub
-            cache), ``'digits'`` (the built-in classifier for the ``digits`` dataset, built and
-            cached on first use), a TF-Hub URL, or a local directory holding a SavedModel or a
-            TF-Hub module whose call returns ``{'logits', 'pool_3'}``. A :class:`Classifier` is
-            returned as is.
-        cache_dir: Cache root for the digits classifier (default ``$AUTOGAN_TF_CACHE`` or
-            ``~/.cache/autogan_tf``).
-        input_size: Side to resize images to; by default 299 for Inception, the model's static
-            input size for a local SavedModel, and no resize when the model accepts any size.
-
-    Returns:
-        A :class:`Classifier`.
-
-    Raises:
-        ClassifierError: If the classifier cannot be found or loaded.
-    """
-    if isinstance(spec, Classifier):
-        return spec
-    if not isinstance(spec, str) or not spec:
-        raise ClassifierError(f"A classifier spec must be a non-empty string, got {spec!r}.")
-    if spec == "digits":
-        from autogan_tf.eval import digits_classifier  # pylint: disable=import-outside-toplevel
-
-        path = digits_classifier.ensure_digits_classifier(cache_dir)
-        loaded = tf.saved_model.load(path)
-        metadata = digits_classifier.read_metadata(path) or {}
-        classifier_id = metadata.get("classifier_id", digits_classifier.CLASSIFIER_ID_PREFIX)
-        return Classifier(loaded, classifier_id, input_size)
-    if spec == "inception" or spec.startswith(("http://", "https://")):
-        handle = INCEPTION_HANDLE if spec == "inception" else spec
-        try:
-            loaded = _hub_load(handle)
-        except Exception as err:  # pylint: disable=broad-except  # URLError, OSError, ...
-            raise ClassifierError(
-                f"Cannot load the classifier from {handle} ({type(err).__name__}: {err}). "
-                "Machines without internet cannot fetch it: pass "
-                "--classifier=<local SavedModel path> (e.g. a copy of the TF-Hub module "
-                "tfgan/eval/inception/1 downloaded elsewhere)."
-            ) from err
-        fn, _ = _callable_of(loaded, handle)
-        classifier_id = INCEPTION_ID if handle == INCEPTION_HANDLE else f"tfhub:{handle}"
-        return Classifier(fn, classifier_id, input_size or INCEPTION_INPUT_SIZE)
-    path = os.path.abspath(os.path.expanduser(spec))
-    if not os.path.isdir(path):
-        raise ClassifierError(
-            f"Classifier {spec!r} is not 'inception', 'digits', a TF-Hub URL or an existing "
-            "SavedModel directory."
-        )
-    try:
-        loaded = tf.saved_model.load(path)
-    except Exception as err:  # pylint: disable=broad-except
-        try:
-            loaded = _hub_load(path)
-        except Exception:  # pylint: disable=broad-except
-            raise ClassifierError(f"{path}: cannot load a SavedModel ({err}).") from err
-    fn, static_size = _callable_of(loaded, path)
-    from autogan_tf.eval import digits_classifier  # pylint: disable=import-outside-toplevel
-
-    metadata = digits_classifier.read_metadata(path) or {}
-    classifier_id = metadata.get("classifier_id") or _saved_model_id(path)
-    return Classifier(fn, classifier_id, input_size or static_size)
 
 
 # ----------------------------------------------------------------------------- activations
-
-
-def quantize_images(images: tf.Tensor) -> tf.Tensor:
-    """Rounds float images in [-1, 1] to 256 levels (as uint8 would) and maps them back.
-
-    Args:
-        images: float32 images in [-1, 1].
-
-    Returns:
-        float32 images in [-1, 1] with values ``k / 127.5 - 1`` for integers k in 0..255.
-    """
-    levels = tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0)
-    return levels / 127.5 - 1.0
-
-
-def _check_batch(images: Any, where: str) -> tf.Tensor:
-    """Validates a batch; returns float32 [N, H, W, 3] in [-1, 1] (uint8 input is rescaled)."""
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank == 3:  # Grey NHW.
-        images = images[..., None]
-    if images.shape.rank != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(
-            f"{where}: expected images [N, H, W, 3] (or 1 channel), got shape {images.shape}."
-        )
-    if images.shape[-1] == 1:
-        images = tf.repeat(images, 3, axis=-1)
-    if images.dtype == tf.uint8:
-        return tf.cast(images, tf.float32) / 127.5 - 1.0
-    if not images.dtype.is_floating:
-        raise ValueError(f"{where}: expected float images in [-1, 1] or uint8, got {images.dtype}.")
-    return tf.cast(images, tf.float32)
-
-
-def _range_error(where: str, low: float, high: float) -> ValueError:
-    return ValueError(
-        f"{where}: float images must lie in [-1, 1], found values in [{low:.4g}, {high:.4g}] "
-        "(uint8 images in 0..255 are accepted as dtype uint8)."
-    )
 
 
 def compute_activations(
@@ -313,10 +87,14 @@ def compute_activations(
 ) -> dict[str, np.ndarray]:
     """Runs the classifier over images in batches.
 
+    Every image is checked by :func:`autogan_tf.images.check_images` (layout, dtype, range and
+    finiteness); an array up front, a sample function's output batch by batch, so a broken
+    generator stops the run at its first batch.
+
     Args:
         classifier: A :class:`Classifier` or a spec for :func:`load_classifier`.
         images_or_sample_fn: An array [N, H, W, 3] (float in [-1, 1], or uint8 in 0..255), or a
-            function ``sample_fn(n)`` returning n float images in [-1, 1].
+            function ``sample_fn(n)`` returning n such images.
         num_images: How many images to score; default all of an array (required with a
             sample function).
         batch_size: Images per classifier call.
@@ -327,28 +105,25 @@ def compute_activations(
         ``{'logits': float32 [num_images, C], 'pool_3': float32 [num_images, D]}``.
 
     Raises:
-        ValueError: For images of the wrong shape, dtype or range, or a wrong count.
+        EvaluationError: For images of the wrong shape, dtype or range, or a wrong count.
+        NonFiniteError: For images holding NaN or Inf, naming how many.
     """
     classifier = load_classifier(classifier)
     sample_fn = None if _is_array(images_or_sample_fn) else images_or_sample_fn
     if sample_fn is None:
-        images = images_or_sample_fn
+        images = check_images(images_or_sample_fn, "images")
         total = int(images.shape[0])
         num_images = total if num_images is None else num_images
         if num_images > total:
-            raise ValueError(f"Asked for {num_images} images but only {total} were given.")
-        if isinstance(images, np.ndarray) and np.issubdtype(images.dtype, np.floating):
-            low, high = float(images[:num_images].min()), float(images[:num_images].max())
-            if low < -1 - _RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-                raise _range_error("images", low, high)
+            raise EvaluationError(f"Asked for {num_images} images but only {total} were given.")
     elif not callable(sample_fn):
-        raise ValueError(
+        raise EvaluationError(
             f"Expected an image array or a sample function, got {type(sample_fn).__name__}."
         )
     elif num_images is None:
-        raise ValueError("num_images is required with a sample function.")
+        raise EvaluationError("num_images is required with a sample function.")
     if num_images < 1 or batch_size < 1:
-        raise ValueError(
+        raise EvaluationError(
             f"num_images and batch_size must be positive, got {num_images} and {batch_size}."
         )
 
@@ -358,28 +133,25 @@ def compute_activations(
 
         bar = keras.utils.Progbar(num_images, unit_name="image")
     logits, pool = [], []
-    ranges = []
     done = 0
     while done < num_images:
         n = min(batch_size, num_images - done)
         if sample_fn is None:
-            batch = _check_batch(images[done : done + n], "images")
+            batch = tf.convert_to_tensor(images[done : done + n])
         else:
-            batch = _check_batch(sample_fn(n), "sample_fn output")
-            if batch.shape[0] is not None and batch.shape[0] != n:
-                raise ValueError(f"sample_fn({n}) returned {batch.shape[0]} images.")
-        ranges.append(tf.stack([tf.reduce_min(batch), tf.reduce_max(batch)]))
-        outputs = classifier(batch, quantize=quantize)
+            where = f"sample_fn output (images {done}..{done + n - 1})"
+            batch = check_images(tf.convert_to_tensor(sample_fn(n)), where, check_values=False)
+            if batch.shape[0] != n:
+                raise EvaluationError(f"sample_fn({n}) returned {batch.shape[0]} images.")
+        floats = from_uint8(batch) if batch.dtype == tf.uint8 else tf.cast(batch, tf.float32)
+        outputs = classifier(floats, quantize=quantize)
+        if sample_fn is not None:  # Checked after the classifier is queued, so both overlap.
+            check_image_values(batch, where)
         logits.append(outputs["logits"])
         pool.append(outputs["pool_3"])
         done += n
         if bar is not None:
             bar.update(done)
-    if ranges:
-        bounds = tf.stack(ranges).numpy()
-        low, high = float(bounds[:, 0].min()), float(bounds[:, 1].max())
-        if low < -1 - _RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-            raise _range_error("images" if sample_fn is None else "sample_fn output", low, high)
     return {
         "logits": tf.concat(logits, axis=0).numpy(),
         "pool_3": tf.concat(pool, axis=0).numpy(),
@@ -416,13 +188,13 @@ def inception_score(logits: Any, splits: int = 10) -> tuple[float, float]:
         ``(mean, std)`` as floats.
 
     Raises:
-        ValueError: If logits are not 2-D or there are fewer images than splits.
+        EvaluationError: If logits are not 2-D or there are fewer images than splits.
     """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
-        raise ValueError(f"logits must be [N, C], got shape {logits.shape}.")
+        raise EvaluationError(f"logits must be [N, C], got shape {logits.shape}.")
     if splits < 1 or logits.shape[0] < splits:
-        raise ValueError(
+        raise EvaluationError(
             f"Need at least {splits} images for {splits} splits, got {logits.shape[0]}."
         )
     part = logits.shape[0] // splits
@@ -461,7 +233,10 @@ def compute_statistics(activations: Any, metadata: dict | None = None) -> Statis
     """
     activations = np.asarray(activations, dtype=np.float64)
     if activations.ndim != 2 or activations.shape[0] < 2:
-        raise ValueError(f"activations must be [N >= 2, D], got shape {activations.shape}.")
+        raise EvaluationError(
+            f"activations must be [N >= 2, D], got shape {activations.shape}; score at least 2 "
+            "images."
+        )
     return Statistics(
         mu=activations.mean(axis=0),
         sigma=np.cov(activations, rowvar=False),
@@ -492,13 +267,16 @@ def frechet_distance_from_stats(
 
     Returns:
         The distance as a float.
+
+    Raises:
+        StatsError: If the shapes do not match.
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise ValueError(
+        raise StatsError(
             f"Statistics do not match: mu {mu1.shape} vs {mu2.shape}, "
-            f"sigma {sigma1.shape} vs {sigma2.shape}."
+            f"sigma {sigma1.shape} vs {sigma2.shape}; both sides need the same classifier."
         )
     root1 = _sqrt_psd(sigma1)
     inner = root1 @ sigma2 @ root1
@@ -535,13 +313,18 @@ def frechet_distance(act_a_or_stats: Any, act_b_or_stats: Any) -> float:
 
     Returns:
         The distance as a float.
+
+    Raises:
+        StatsError: If the feature sizes do not match.
     """
     stats_a, stats_b = _as_stats(act_a_or_stats), _as_stats(act_b_or_stats)
     if stats_a is None and stats_b is None:
         a = np.asarray(act_a_or_stats, np.float64)
         b = np.asarray(act_b_or_stats, np.float64)
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-            raise ValueError(f"Activations must be [N, D] and [M, D], got {a.shape} and {b.shape}.")
+            raise StatsError(
+                f"Activations must be [N, D] and [M, D], got {a.shape} and {b.shape}."
+            )
         fid = _tfgan_eval().frechet_classifier_distance_from_activations(
             tf.constant(a), tf.constant(b)
         )
@@ -596,16 +379,21 @@ def load_statistics(path: str, classifier_id: str | None = None) -> Statistics:
     """
     if not os.path.isfile(path):
         raise StatsError(f"No such statistics file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            mu, sigma = data["mu"], data["sigma"]
-            metadata = json.loads(str(data["metadata"])) if "metadata" in data else {}
-    except (KeyError, OSError, ValueError) as err:
-        raise StatsError(
-            f"{path}: not a statistics file with arrays 'mu' and 'sigma' ({err})."
-        ) from err
+    with data.open_npz(path, StatsError) as arrays:
+        if "mu" not in arrays or "sigma" not in arrays:
+            raise StatsError(
+                f"{path}: not a statistics file: it holds {sorted(arrays.keys())}, not the arrays "
+                "'mu' and 'sigma'."
+            )
+        mu, sigma = arrays["mu"], arrays["sigma"]
+        try:
+            metadata = json.loads(str(arrays["metadata"])) if "metadata" in arrays else {}
+        except json.JSONDecodeError as err:
+            raise StatsError(f"{path}: its 'metadata' is not JSON ({err}).") from err
     if mu.ndim != 1 or sigma.shape != mu.shape * 2:
         raise StatsError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not match.")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+        raise StatsError(f"{path}: mu or sigma holds NaN or Inf; compute the statistics again.")
     stored = metadata.get("classifier_id")
     if classifier_id is not None and stored is not None and stored != classifier_id:
         raise StatsError(
@@ -676,8 +464,6 @@ def real_statistics(
         A :class:`Statistics` with metadata ``classifier_id``, ``dataset``, ``resolution``,
         ``num_images``.
     """
-    from autogan_tf import data  # pylint: disable=import-outside-toplevel
-
     classifier = load_classifier(classifier, cache_dir)
     path = statistics_path(cache_dir, dataset, resolution, classifier.classifier_id, num_images)
     if os.path.isfile(path):
@@ -755,7 +541,8 @@ def score_generator(
 
     Raises:
         StatsError: If the statistics were made with another classifier.
-        ValueError: If the generated images have the wrong shape or range.
+        EvaluationError: If the generated images have the wrong shape or range.
+        NonFiniteError: If generated images hold NaN or Inf.
     """
     classifier = load_classifier(classifier)
     stats = None
@@ -790,46 +577,6 @@ def scores_from_activations(
         "fid": fid,
         "num_images": int(outputs["logits"].shape[0]),
     }
-
-
-def check_classifier(classifier: Union[str, Classifier], resolution: int = 16,
-                     cache_dir: str | None = None) -> tuple[Classifier, int, int]:
-    """Loads a classifier and runs it once on two images, before a run writes anything.
-
-    Args:
-        classifier: A :class:`Classifier` or a spec for :func:`load_classifier`.
-        resolution: Side of the probe images (the run's image size).
-        cache_dir: Cache root for the digits classifier.
-
-    Returns:
-        ``(classifier, num_classes, feature_dim)``.
-
-    Raises:
-        ClassifierError: If it cannot be loaded, or its outputs are not finite 2-D logits and
-            features.
-    """
-    classifier = load_classifier(classifier, cache_dir)
-    probe = tf.linspace(-1.0, 1.0, 2 * resolution * resolution * 3)
-    try:
-        outputs = classifier(tf.reshape(probe, [2, resolution, resolution, 3]))
-    except ClassifierError:
-        raise
-    except Exception as err:  # pylint: disable=broad-except  # any failure of a user network
-        raise ClassifierError(
-            f"Classifier {classifier.classifier_id!r} failed on two {resolution}px images: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        ) from err
-    logits, pool = outputs["logits"].numpy(), outputs["pool_3"].numpy()
-    if logits.shape[0] != 2 or pool.shape[0] != 2 or logits.shape[1] < 2:
-        raise ClassifierError(
-            f"Classifier {classifier.classifier_id!r} returned logits {logits.shape} and pool_3 "
-            f"{pool.shape} for 2 images; expected [2, classes >= 2] and [2, features]."
-        )
-    if not (np.isfinite(logits).all() and np.isfinite(pool).all()):
-        raise ClassifierError(
-            f"Classifier {classifier.classifier_id!r} returned non-finite outputs."
-        )
-    return classifier, int(logits.shape[1]), int(pool.shape[1])
 
 
 def check_statistics(stats: Statistics, feature_dim: int, where: str = "real statistics") -> None:

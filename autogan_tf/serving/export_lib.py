@@ -1,4 +1,4 @@
-"""Exports a trained generator as a versioned SavedModel that TF Serving can serve.
+"""Exports a trained generator as a versioned SavedModel for TF Serving, and loads one back.
 
 The layout is the one TF Serving polls: ``<export_base>/<version>/`` with ``saved_model.pb``,
 ``variables/`` and ``assets/arch.json``. A version directory appears atomically (it is written
@@ -10,36 +10,46 @@ Signatures of the exported model:
 * ``serving_default``: ``latent`` float32 [None, latent_dim] -> ``images`` float32
   [N, R, R, 3] in [-1, 1].
 * ``generate``: ``seed`` int64 [] and ``num_images`` int32 [] -> ``images`` uint8 [N, R, R, 3].
-  The latents come from a stateless Philox normal draw keyed by ``seed``, so one seed gives the
-  same images in every process (see :func:`latents_from_seed`).
+  The latents are the first ``num_images`` of the sequence of ``seed``
+  (``autogan_tf.sampling.latents(seed, 0, num_images, latent_dim)``, a stateless Philox draw),
+  so one seed gives the same images in every process, and the images ``evaluate`` scores for
+  that seed; uint8 is ``autogan_tf.images.to_uint8``.
 
 The root object also carries the architecture JSON as a ``tf.saved_model.Asset``
 (``loaded.arch_json``); :func:`load_architecture` reads it back from disk without loading the
-graph.
+graph. :func:`latest_version_dir` is the one resolver of ``export/<name>`` to its newest
+version; :func:`load_exported_generator` gives back what scoring needs (``generate(z)`` and the
+latent size). A generator with NaN or Inf weights is never written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from autogan_tf import search_space as ss
+from autogan_tf.errors import NonFiniteError
+from autogan_tf.images import to_uint8
+from autogan_tf.sampling import latents
 
 __all__ = [
     "ARCH_ASSET",
     "DEFAULT_SIGNATURE",
     "GENERATE_SIGNATURE",
     "ExportError",
+    "ExportedGenerator",
     "existing_versions",
     "latest_version_dir",
-    "latents_from_seed",
-    "images_to_uint8",
+    "check_export_base",
     "export_generator",
+    "load_exported_generator",
     "load_architecture",
     "read_export_metadata",
 ]
@@ -75,9 +85,15 @@ def existing_versions(export_base: str) -> list[int]:
 def latest_version_dir(path: str) -> str:
     """Returns ``path`` if it is a SavedModel, else its highest numbered version directory.
 
+    This is how ``export/<name>`` becomes a model everywhere (evaluate, metadata, TF Serving's
+    default version policy picks the same one).
+
     Raises:
-        ExportError: If ``path`` is neither a SavedModel nor an export base with versions.
+        ExportError: If ``path`` is missing, or neither a SavedModel nor an export base with
+            versions.
     """
+    if not os.path.isdir(path):
+        raise ExportError(f"No such SavedModel directory or export base: {path}")
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
     versions = [
@@ -92,34 +108,31 @@ def latest_version_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
-# ----------------------------------------------------------------------------- sampling
-
-
-def latents_from_seed(seed, num_images, latent_dim: int) -> tf.Tensor:
-    """Draws the latents the ``generate`` signature uses for ``seed``.
-
-    A stateless normal draw with the Philox algorithm named explicitly, so the numbers do not
-    depend on the device or the process.
+def check_export_base(export_base: str, version: int | None = None) -> None:
+    """Checks, before anything is loaded or written, that ``export_base`` can take a version.
 
     Args:
-        seed: int64 scalar (Python int or tensor).
-        num_images: int32 scalar, the number of latents.
-        latent_dim: Size of each latent.
+        export_base: The export base (created if missing).
+        version: The version to write, or None for the next free one.
 
-    Returns:
-        float32 tensor [num_images, latent_dim].
+    Raises:
+        ExportError: If ``export_base`` (or a folder above it) is a file, or ``version`` exists.
     """
-    seed = tf.cast(seed, tf.int64)
-    key = tf.stack([seed, tf.constant(0, tf.int64)])
-    shape = tf.stack([tf.cast(num_images, tf.int32), tf.constant(latent_dim, tf.int32)])
-    return tf.random.stateless_normal(shape, seed=key, dtype=tf.float32, alg="philox")
-
-
-def images_to_uint8(images) -> tf.Tensor:
-    """Maps float images in [-1, 1] to uint8 [0, 255] (rounded, clipped)."""
-    images = tf.cast(images, tf.float32)
-    scaled = tf.round((tf.clip_by_value(images, -1.0, 1.0) + 1.0) * 127.5)
-    return tf.cast(scaled, tf.uint8)
+    existing = os.path.abspath(export_base)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "" if existing == os.path.abspath(export_base) else f" (in {export_base})"
+        raise ExportError(
+            f"{existing} is a file, not a directory{where}; nothing was written. Give an export "
+            "base directory, e.g. export/<name>."
+        )
+    if version is not None and os.path.exists(os.path.join(export_base, str(version))):
+        raise ExportError(
+            f"{os.path.join(export_base, str(version))} already exists; nothing was written. "
+            f"Choose another version or leave it unset (next free version: "
+            f"{_next_version(export_base)})."
+        )
 
 
 # ----------------------------------------------------------------------------- export
@@ -161,9 +174,9 @@ class _ServingModule(tf.Module):
                 num_images, message="num_images must not be negative"
             )
             with tf.control_dependencies([check, check_min]):
-                latent = latents_from_seed(seed, num_images, latent_dim)
+                latent = latents(seed, 0, num_images, latent_dim)
             images = generator(latent, training=False)
-            return {"images": images_to_uint8(images)}
+            return {"images": to_uint8(images)}
 
         self.serve = serve
         self.generate = generate
@@ -206,22 +219,24 @@ def export_generator(
         The written version directory.
 
     Raises:
-        ExportError: If ``version`` is not a positive integer, already exists, or writing fails.
+        ExportError: If ``version`` is not a positive integer, already exists, ``export_base``
+            is a file, or writing fails.
+        NonFiniteError: If a weight of the generator, or its images of a probe latent, hold NaN
+            or Inf (nothing is written).
     """
-    if version is None:
-        version = _next_version(export_base)
-    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
         raise ExportError(f"version must be a positive integer, got {version!r}.")
     if max_num_images < 1:
         raise ExportError(f"max_num_images must be positive, got {max_num_images}.")
+    check_export_base(export_base, version)
+    if version is None:
+        version = _next_version(export_base)
     final_dir = os.path.join(export_base, str(version))
-    if os.path.exists(final_dir):
-        raise ExportError(
-            f"{final_dir} already exists; nothing was written. Choose another version or leave "
-            f"it unset (next free version: {_next_version(export_base)})."
-        )
     if not getattr(generator, "built", False):
         raise ExportError("The generator is not built; call it once or build it before export.")
+    _check_finite(generator)
 
     os.makedirs(export_base, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=export_base)
@@ -252,6 +267,27 @@ def export_generator(
     return final_dir
 
 
+def _check_finite(generator) -> None:
+    """Refuses a generator whose weights, or whose images of two probe latents, are not finite."""
+    variables = list(generator.variables)
+    bad = [getattr(v, "path", v.name) for v in variables
+           if not np.isfinite(np.asarray(_backing_variable(v).numpy(), np.float64)).all()]
+    if bad:
+        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise NonFiniteError(
+            f"The generator has NaN or Inf in {len(bad)} of its {len(variables)} weight tensors "
+            f"({shown}); it would serve broken images, so nothing was written. The training run "
+            "diverged: export an earlier checkpoint (a prefix under <run>/ckpt/)."
+        )
+    probe = generator(latents(0, 0, 2, int(generator.latent_dim)), training=False)
+    if not np.isfinite(np.asarray(tf.cast(probe, tf.float32))).all():
+        raise NonFiniteError(
+            "The generator's weights are finite but its images of two probe latents hold NaN or "
+            "Inf; it would serve broken images, so nothing was written. Export an earlier "
+            "checkpoint."
+        )
+
+
 def _write_arch_json(generator, path: str, metadata: Mapping[str, Any] | None) -> None:
     arch = ss.Architecture.parse(generator.arch)
     data = arch.to_dict(
@@ -268,6 +304,84 @@ def _write_arch_json(generator, path: str, metadata: Mapping[str, Any] | None) -
 
 
 # ----------------------------------------------------------------------------- reading back
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportedGenerator:
+    """A generator SavedModel, loaded for scoring.
+
+    Attributes:
+        generate: Maps float32 latents [n, latent_dim] to float32 images [n, R, R, 3] through
+            the ``serving_default`` signature.
+        latent_dim: The latent size the signature takes.
+        model_dir: The version directory that was loaded.
+        loaded: The loaded object (keeps the restored functions alive).
+    """
+
+    generate: Callable[[tf.Tensor], tf.Tensor]
+    latent_dim: int
+    model_dir: str
+    loaded: Any
+
+
+def load_exported_generator(path: str) -> ExportedGenerator:
+    """Loads a generator SavedModel (or the newest version of an export base) for scoring.
+
+    Any SavedModel whose ``serving_default`` signature takes one float [N, latent_dim] input
+    (named ``latent``, or the only one) and returns images (``images``, or the only output)
+    will do, not only those written by :func:`export_generator`.
+
+    Args:
+        path: A SavedModel version directory or an export base (see :func:`latest_version_dir`).
+
+    Returns:
+        An :class:`ExportedGenerator`.
+
+    Raises:
+        ExportError: If no SavedModel is found, it cannot be loaded, or its ``serving_default``
+            signature does not fit.
+    """
+    model_dir = latest_version_dir(path)
+    try:
+        loaded = tf.saved_model.load(model_dir)
+    except Exception as err:  # pylint: disable=broad-except  # any corrupt or foreign file
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ExportError(f"{model_dir}: cannot load the SavedModel ({first}).") from err
+    signature = loaded.signatures.get(DEFAULT_SIGNATURE)
+    if signature is None:
+        raise ExportError(f"{model_dir}: the SavedModel has no {DEFAULT_SIGNATURE!r} signature.")
+    _, inputs = signature.structured_input_signature
+    if "latent" in inputs:
+        input_name = "latent"
+    elif len(inputs) == 1:
+        (input_name,) = inputs
+    else:
+        raise ExportError(
+            f"{model_dir}: {DEFAULT_SIGNATURE!r} must take one input 'latent', takes "
+            f"{sorted(inputs)}."
+        )
+    spec = inputs[input_name]
+    if spec.shape.rank != 2 or spec.shape[1] is None or not spec.dtype.is_floating:
+        raise ExportError(
+            f"{model_dir}: input {input_name!r} must be float [N, latent_dim], got {spec}."
+        )
+    outputs = signature.structured_outputs
+    if "images" in outputs:
+        output_name = "images"
+    elif len(outputs) == 1:
+        (output_name,) = outputs
+    else:
+        raise ExportError(
+            f"{model_dir}: {DEFAULT_SIGNATURE!r} must return 'images' (or one output), returns "
+            f"{sorted(outputs)}."
+        )
+
+    def generate(latent: tf.Tensor) -> tf.Tensor:
+        images = signature(**{input_name: tf.cast(latent, spec.dtype)})[output_name]
+        return tf.cast(images, tf.float32)
+
+    return ExportedGenerator(generate, int(spec.shape[1]), model_dir, loaded)
+
 
 
 def read_export_metadata(path: str) -> dict[str, Any]:
