@@ -155,20 +155,24 @@ def binary_name(module):
     return module.name.rsplit(".", 1)[1] + "_bin"
 
 
+def _run_module(module):
+    """What ``python -m`` takes to run an entry point: a ``__main__.py`` runs as its package."""
+    return module.package if module.name.endswith(".__main__") else module.name
+
+
 def _package_comment(pkg_dir, members):
     layers = " < ".join(", ".join(groups) for groups in layering.LAYERS)
     if pkg_dir == layering.PACKAGE:
         return ("The base modules of autogan_tf and its binaries: `python -m autogan_tf.<name>`"
-                " is\n`bazel run //autogan_tf:<name>_bin`. //autogan_tf is the whole package. Layers,"
-                f" lowest first:\n{layers}.")
+                " is\n`bazel run //autogan_tf:<name>_bin`. //autogan_tf is the whole package."
+                f" Layers, lowest first:\n{layers}.")
     groups = sorted({m.group or "none" for m in members if m.group != layering.BINARIES})
     dotted = pkg_dir.replace("/", ".")
     text = f"{dotted}, layer {', '.join(groups)}. Layers, lowest first:\n{layers}."
     for module in members:
         if module.entry_point:
-            run = module.package if module.name.endswith(".__main__") else module.name
-            text += (f"\n`python -m {run}` is `bazel run //{pkg_dir}:{binary_name(module)}`"
-                     " (a binary).")
+            target = f"//{pkg_dir}:{binary_name(module)}"
+            text += f"\n`python -m {_run_module(module)}` is `bazel run {target}` (a binary)."
     return text
 
 
@@ -201,7 +205,7 @@ def _package_build(pkg_dir, members, modules):
             "py_module_binary",
             name=binary_name(module),
             data=BINARY_DATA,
-            module=module.package if module.name.endswith(".__main__") else module.name,
+            module=_run_module(module),
             deps=[":" + _target(module)],
         ))
     comment = "\n".join("# " + line for line in _package_comment(pkg_dir, members).splitlines())
