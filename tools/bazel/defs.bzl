@@ -1,4 +1,4 @@
-"""Macros for the top-level BUILD.
+"""Macros for the BUILD files that tools/bazel/gen_build.py writes.
 
 `pytest_test`: a `py_test` that runs one tests/test_*.py file under pytest.
 `py_module_binary`: a `py_binary` that runs a module as `python -m <module>` does.
@@ -6,29 +6,31 @@
 
 load("@rules_python//python:defs.bzl", "py_binary", "py_test")
 
-def pytest_test(name, src = None, deps = [], **kwargs):
-    """Declares a `py_test` running `src` (default tests/<name>.py) through pytest.
+def pytest_test(name, src = None, deps = [], data = [], **kwargs):
+    """Declares a `py_test` running `src` (default <name>.py in this package) through pytest.
 
-    The test file, tests/conftest.py (shared fixtures) and the runner
-    //tools/bazel:pytest_main.py form the sources; pytest comes from the
-    Python interpreter Bazel runs (see tools/bazel/python3.sh).
+    The test file and the runner //tools/bazel:pytest_main.py form the sources, and
+    //:pytest.ini (markers, warning filters) comes along as data; shared fixtures come from
+    a `conftest` py_library in `deps`. pytest comes from the Python interpreter Bazel runs
+    (see tools/bazel/python3.sh).
 
     Args:
       name: target name, usually the file's stem (test_search_space).
-      src: the test file; defaults to tests/<name>.py.
+      src: the test file in this package; defaults to <name>.py.
       deps: the py_library targets the test imports.
-      **kwargs: other py_test attributes (size, timeout, tags, data, ...).
+      data: files the test reads.
+      **kwargs: other py_test attributes (size, timeout, tags, ...).
     """
-    src = src or "tests/%s.py" % name
+    src = src or "%s.py" % name
     py_test(
         name = name,
         srcs = [
             src,
-            "tests/conftest.py",
             "//tools/bazel:pytest_main.py",
         ],
         main = "//tools/bazel:pytest_main.py",
-        args = [src] + kwargs.pop("args", []),
+        args = ["%s/%s" % (native.package_name(), src)] + kwargs.pop("args", []),
+        data = ["//:pytest.ini"] + data,
         python_version = "PY3",
         deps = deps,
         **kwargs
