@@ -124,7 +124,7 @@ def test_fid_reward_ranks_a_better_generator_higher(tmp_path, digits_cache):
 def test_policy_evaluation_scores_both_sets_with_the_same_latents(tmp_path, digits_cache):
     oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache)
     oracle_cfg = OracleConfig(**dict(oracle_cfg.to_dict(), sampler="uniform",
-                                     policy_eval_archs=12))
+                                     policy_eval_archs=10))
     oracle, tuner = search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
     tuner.train_shared(0)
     out = tuner.evaluate_policy(0)
@@ -140,6 +140,7 @@ def test_policy_evaluation_scores_both_sets_with_the_same_latents(tmp_path, digi
                                                           abs=1e-4)
 
 
+@pytest.mark.slow  # traces the full-size supernet step
 def test_without_weight_sharing_each_trial_trains_its_own_architecture(tmp_path, digits_cache):
     oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache)
     oracle_cfg = OracleConfig(**dict(oracle_cfg.to_dict(), sampler="uniform",
