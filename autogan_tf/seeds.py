@@ -26,6 +26,8 @@ STREAMS = {
     # models
     "model_init": "weights of the models of a training run",
     "shared_init": "weights of the shared GAN of a search (index: dynamic resets so far)",
+    "scratch_init": "weights of an architecture trained from scratch by random search without "
+                    "weight sharing (index: iteration)",
     "controller_init": "weights of a stage's controller (index: stage)",
     # training
     "gan_latents": "latents of the GAN training steps",

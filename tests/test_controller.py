@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from autogan_tf import search_space
-from autogan_tf.search.controller import (Controller, Reinforce, reinforce_loss, to_seed,
-                                   update_baseline)
+from autogan_tf.search.controller import (Controller, Reinforce, policy_statistics,
+                                          reinforce_loss, to_seed, update_baseline)
 
 # Logits of the stage-0 heads when the LSTM weights are zero (h stays 0, so logits = bias).
 HAND_LOGITS = [
@@ -179,3 +179,75 @@ def test_config_round_trip_and_seeded_init():
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     other_seed = Controller(1, hidden_size=8, seed=10)
     assert not np.array_equal(ctrl.lstm_kernel.numpy(), other_seed.lstm_kernel.numpy())
+
+
+# ----- spans of cells, policy statistics, a frozen controller ------------------------------------
+def test_single_level_controller_spans_all_cells():
+    ctrl = Controller(2, hidden_size=8, seed=1, first_stage=0)
+    sizes = [t.size for c in range(3) for t in search_space.stage_tokens(c)]
+    assert ctrl.num_tokens == search_space.ARCH_LENGTH == 14
+    assert list(ctrl.token_sizes) == sizes and ctrl.num_sequences == 373_248
+    assert ctrl.token_slice == slice(0, 14)
+    toks = ctrl.sample(600, seed=4).tokens.numpy()
+    assert toks.shape == (600, 14)
+    for t, size in enumerate(sizes):  # every option of every token, the last skip's 4 included
+        assert sorted(set(toks[:, t])) == list(range(size))
+    clone = Controller.from_config(ctrl.get_config())
+    assert (clone.first_stage, clone.stage, clone.name) == (0, 2, "controller_stages0-2")
+    assert Controller(1, hidden_size=8).token_slice == search_space.stage_slice(1)
+    with pytest.raises(ValueError, match="first_stage"):
+        Controller(1, first_stage=2)
+
+
+def test_policy_statistics_exact_and_monte_carlo():
+    ctrl = _hand_controller()  # tokens independent: the joint entropy is the sum of the heads'
+    _, ent = _hand_logp_entropy([0, 0, 0, 0])
+    stats = policy_statistics(ctrl)
+    assert stats["exact"]
+    np.testing.assert_allclose(stats["entropy"], ent, rtol=1e-5)  # 2.781395 nats
+    np.testing.assert_allclose(stats["max_entropy"], np.log(36), rtol=1e-12)
+    np.testing.assert_allclose(stats["kl_uniform"], np.log(36) - ent, rtol=1e-4)
+    # A zero-logit policy is uniform: KL 0.
+    for b in ctrl.head_biases:
+        b.assign(np.zeros(b.shape, np.float32))
+    assert policy_statistics(ctrl)["kl_uniform"] == pytest.approx(0.0, abs=1e-5)
+    # All 14 tokens at once (373,248 sequences): a Monte Carlo estimate, close to the exact sum.
+    big = Controller(2, hidden_size=3, seed=0, first_stage=0)
+    for v in (big.lstm_kernel, big.lstm_recurrent_kernel, big.lstm_bias):
+        v.assign(np.zeros(v.shape, np.float32))
+    exact = 0.0
+    for k, b in zip(big.head_kernels, big.head_biases):
+        logits = np.linspace(-1.0, 1.5, b.shape[0]).astype(np.float32)
+        b.assign(logits)
+        lp = _np_log_softmax(logits.astype(np.float64))
+        exact -= float((np.exp(lp) * lp).sum())
+    mc = policy_statistics(big, num_samples=4000, seed=1)
+    assert not mc["exact"]
+    assert mc["entropy"] == pytest.approx(exact, abs=0.05)
+    # Averaged over several starting states (a beam's members), each weighted alike.
+    ctrl1 = Controller(1, hidden_size=4, seed=3)
+    rng = np.random.default_rng(0)
+    h, c = rng.normal(size=(2, 4)).astype(np.float32), rng.normal(size=(2, 4)).astype(np.float32)
+    both = policy_statistics(ctrl1, (h, c))["entropy"]
+    each = [policy_statistics(ctrl1, (h[i:i + 1], c[i:i + 1]))["entropy"] for i in range(2)]
+    assert both == pytest.approx(np.mean(each), rel=1e-6)
+
+
+def test_frozen_controller_does_not_move_and_a_learning_one_does():
+    target = np.array([[1, 2, 0, 1]])
+    rewards = {True: 10.0, False: 0.0}
+    moved = {}
+    for lr in (0.0, 0.05):
+        ctrl = Controller(0, hidden_size=16, seed=2)
+        before = [v.numpy().copy() for v in ctrl.policy_variables]
+        p0 = float(np.exp(ctrl.log_prob_and_entropy(target)[0][0]))
+        trainer = Reinforce(ctrl, learning_rate=lr, beta_1=0.9)
+        for k in range(20):  # a synthetic reward: 10 for the target, 0 for anything else
+            sample = ctrl.sample(4, seed=k).tokens.numpy()
+            sample[0] = target[0]
+            trainer.update(sample, [rewards[bool((s == target[0]).all())] for s in sample])
+        after = [v.numpy() for v in ctrl.policy_variables]
+        moved[lr] = (max(float(np.abs(a - b).max()) for a, b in zip(after, before)),
+                     float(np.exp(ctrl.log_prob_and_entropy(target)[0][0])) / p0)
+    assert moved[0.0] == (0.0, 1.0)  # not one weight, not one logit
+    assert moved[0.05][0] > 0.1 and moved[0.05][1] > 5.0  # p(target) up more than 5x

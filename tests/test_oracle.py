@@ -292,3 +292,137 @@ def test_failed_and_retried_trials_keep_the_order(tmp_path):
     assert oracle.current_step == 2 and oracle.reinforce.baseline is not None
     assert oracle.last_update_metrics["trial_id"] == crashed.trial_id
     assert trial_architecture(again.hyperparameters).tokens == tuple(arch_of(again))
+
+
+# ----- controller batches, baselines and ablations ----------------------------------------------
+def _chi_square_p(counts):
+    from scipy import stats
+    return float(stats.chisquare(counts).pvalue)
+
+
+def test_uniform_sampler_draws_each_token_uniformly_and_never_trains(tmp_path):
+    oracle = make_oracle(tmp_path / "u", sampler="uniform", iterations_per_stage=(1, 1, 1))
+    # Make the controller strongly biased: the uniform sampler must ignore it.
+    for b in oracle.controller.head_biases:
+        b.assign(np.linspace(0.0, 3.0, b.shape[0]).astype(np.float32))
+    archs = oracle.sample_architectures(20_000, seed=0)
+    biased = make_oracle(tmp_path / "c", iterations_per_stage=(1, 1, 1))
+    for b in biased.controller.head_biases:
+        b.assign(np.linspace(0.0, 3.0, b.shape[0]).astype(np.float32))
+    from_controller = biased.sample_architectures(20_000, seed=0)
+    for t, token in enumerate(search_space.stage_tokens(0)):
+        counts = np.bincount(archs[:, t], minlength=token.size)
+        assert _chi_square_p(counts) > 1e-3, (token.name, counts)
+        assert _chi_square_p(np.bincount(from_controller[:, t], minlength=token.size)) < 1e-9
+    ctrl0 = oracle.controller
+    weights = [v.numpy().copy() for v in ctrl0.weights]
+    log = []
+    drive(oracle, 3 + 4, log)  # a stage's controller and beam trials
+    assert [v["kind"] for _, v in log] == ["controller"] * 3 + ["beam"] * 4
+    assert oracle.reinforce.baseline is None and oracle.last_update_metrics is None
+    for a, b in zip(weights, ctrl0.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    rec = oracle.policy_record()[0]  # the sampling policy is uniform: exactly log(36) nats
+    assert rec["entropy_start"] == rec["entropy_end"] == pytest.approx(np.log(36))
+    assert rec["kl_uniform_end"] == 0.0
+    # Stage 1's uniform draws keep the prefixes from stage 0's beam.
+    archs = oracle.sample_architectures(4000, seed=1)
+    beam0 = [m["arch"] for m in oracle.beam(0)]
+    assert all(list(a[:4]) in beam0 for a in archs[:50])
+    assert _chi_square_p(np.bincount(archs[:, 8], minlength=2)) > 1e-3  # skip token of cell 1
+
+
+def test_single_level_search_samples_all_14_tokens_in_one_stage(tmp_path):
+    oracle = make_oracle(tmp_path, mlas=False)  # TINY: (2, 2, 2) iterations -> 6 at once
+    assert oracle.config.stages == ((2, 0, 6),)
+    assert oracle.config.total_trials == 6 * 3 + 4
+    archs = oracle.sample_architectures(3000, seed=0)
+    sizes = [t.size for c in range(3) for t in search_space.stage_tokens(c)]
+    for t, size in enumerate(sizes):  # all 14 tokens vary from the first iteration on
+        assert sorted(set(archs[:, t])) == list(range(size))
+    log = []
+    last = drive(oracle, 6 * 3 + 4 + 1, log)
+    assert last is not None and last.status == TrialStatus.STOPPED
+    assert {v["stage"] for _, v in log} == {2}
+    assert all(len(v["arch"].split()) == 14 for _, v in log)
+    assert [v["iteration"] for _, v in log] == [i for i in range(6) for _ in range(3)] + [5] * 4
+    assert oracle.completed_stages == 1 and len(oracle.top_architectures()) == 2
+    rec = oracle.policy_record()
+    assert len(rec) == 1 and rec[0]["cells"] == [0, 1, 2] and not rec[0]["exact"]
+    assert rec[0]["updates"] == 18
+
+
+def test_search_without_weight_sharing_scores_one_architecture_per_iteration(tmp_path):
+    with pytest.raises(ValueError, match="sampler='uniform'"):
+        OracleConfig(weight_sharing=False)
+    oracle = make_oracle(tmp_path, sampler="uniform", weight_sharing=False)
+    assert oracle.config.total_trials == 6 and oracle.config.stages == ((2, 0, 6),)
+    log = []
+    last = drive(oracle, 7, log)
+    assert last.status == TrialStatus.STOPPED
+    assert [(v["kind"], v["iteration"], v["step"], v["stage"]) for _, v in log] == [
+        ("controller", i, 0, 2) for i in range(6)]
+    scored = sorted(((distinct_reward(arch_of_values(v)), arch_of_values(v)) for _, v in log),
+                    reverse=True)
+    assert [(m["reward"], m["arch"]) for m in oracle.top_architectures()] == [
+        (r, a) for r, a in scored[:2]]
+
+
+def arch_of_values(values):
+    return [int(t) for t in values["arch"].split()]
+
+
+def test_controller_batch_updates_once_per_batch_with_batch_mean_baseline(tmp_path):
+    oracle = make_oracle(tmp_path, controller_steps=2, controller_batch=3)
+    assert oracle.config.trials_per_iteration == 6
+    rewards = []
+    for k in range(6):
+        trial = oracle.create_trial("tuner0")
+        assert trial.hyperparameters.values["step"] == k
+        finish(oracle, trial)
+        rewards.append(distinct_reward(arch_of(trial)))
+        updates = oracle._updates
+        assert updates == (k + 1) // 3
+        if k == 2:  # a fresh baseline is the first batch's mean reward
+            assert oracle.reinforce.baseline == pytest.approx(np.mean(rewards[:3]))
+            assert oracle.last_update_metrics["batch"] == 3
+    assert oracle.current_iteration == 1 and oracle.reinforce.baseline is None  # reset
+
+
+def test_policy_record_and_evaluation_sets(tmp_path):
+    oracle = make_oracle(tmp_path, policy_eval_archs=7)
+    log = []
+    drive(oracle, 6 + 4, log)  # stage 0 done
+    rec = oracle.policy_record()
+    assert [r["stage"] for r in rec] == [0, 1] and rec[0]["updates"] == 6
+    assert rec[0]["entropy_end"] is not None and rec[1]["entropy_end"] is None
+    assert rec[0]["kl_uniform_start"] == pytest.approx(np.log(36) - rec[0]["entropy_start"])
+    policy, uniform = oracle.policy_eval_architectures()
+    assert policy.shape == uniform.shape == (7, 14)
+    np.testing.assert_array_equal(policy[:, :4], uniform[:, :4])  # paired prefixes
+    assert all(list(p[:4]) in [m["arch"] for m in oracle.beam(0)] for p in policy)
+    again = oracle.policy_eval_architectures()  # a fixed set per stage
+    np.testing.assert_array_equal(again[0], policy)
+
+
+def test_frozen_controller_keeps_its_policy_and_a_learning_one_moves(tmp_path):
+    target = [1, 2, 0, 1]
+
+    def reward(arch):
+        return 10.0 if arch[:4] == target else 0.0
+
+    kl = {}
+    for lr in (0.0, 0.05):
+        oracle = make_oracle(tmp_path / str(lr), iterations_per_stage=(4, 1, 1),
+                             controller_steps=5, controller_batch=4, controller_lr=lr,
+                             controller_beta_1=0.9)
+        ctrl0 = oracle.controller
+        start = [v.numpy().copy() for v in ctrl0.weights]
+        drive(oracle, 4 * 20, [], reward)
+        rec = oracle.policy_record()[0]
+        kl[lr] = (rec["kl_uniform_start"], rec["kl_uniform_end"])
+        if lr == 0.0:
+            for a, b in zip(start, ctrl0.weights):
+                np.testing.assert_array_equal(a, b.numpy())
+    assert kl[0.0][0] == kl[0.0][1]
+    assert kl[0.05][1] > kl[0.05][0] + 0.3

@@ -22,7 +22,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_dynamic_reset_fires_on_flat_window_only():
     rng = np.random.default_rng(0)
     flat = DynamicReset(window=50, threshold=1e-3)
-    fired = [flat.update(d_loss=1.0 + 0.01 * rng.standard_normal()) for _ in range(50)]
+    fired = [flat.update(d_loss=1.0 + 0.01 * rng.standard_normal(),
+                         g_loss=0.5 + 0.01 * rng.standard_normal()) for _ in range(50)]
     assert not any(fired[:49]) and fired[49]  # only once the window is full
 
     noisy = DynamicReset(window=50, threshold=1e-3)
@@ -40,6 +41,20 @@ def test_dynamic_reset_fires_on_flat_window_only():
     assert other.fired() and list(other.g_losses) == list(g_flat.g_losses)
     other.clear()
     assert not other.fired() and len(other.d_losses) == 0
+
+
+def test_dynamic_reset_waits_for_a_full_g_window_as_the_reference():
+    """With n_critic D steps per G step the D window fills first; a flat D window must not
+    fire before the G window is full (reference: the check runs once the G history is full)."""
+    rng = np.random.default_rng(1)
+    det = DynamicReset(window=20, threshold=1e-3)
+    fired_at = None
+    for step in range(200):  # n_critic = 5: a G loss every fifth D step; D flat, G noisy
+        g = float(rng.standard_normal()) if step % 5 == 4 else None
+        if det.update(d_loss=1.0, g_loss=g) and fired_at is None:
+            fired_at = step
+    assert len(det.d_losses) == 20
+    assert fired_at == 20 * 5 - 1  # the 20th G loss, not the 20th D loss
 
 
 # ----- a tiny search -----------------------------------------------------------------------------
@@ -75,6 +90,78 @@ def test_reinitialise_resets_gan_and_optimisers_but_not_controller(tmp_path, dig
     assert tuner.get_state()["resets"] == 1 and not tuner.get_state()["reset_pending"]
     tuner.train_shared(1)
     assert t.d_step_fn.experimental_get_tracing_count() == traces  # no retrace
+
+
+def test_fid_reward_ranks_a_better_generator_higher(tmp_path, digits_cache):
+    from autogan_tf import data as data_lib
+    from autogan_tf.search.tuner import fid_reward
+
+    oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache, reward="fid", reward_images=200,
+                            reward_batch_size=100)
+    oracle, tuner = search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
+    assert oracle.objective.name == "fid_reward"
+    real = data_lib.load_images("digits", cfg.resolution(0)).astype(np.float32) / 127.5 - 1.0
+    rng = np.random.default_rng(0)
+
+    def sampler(images):
+        return lambda arch, seed: (lambda n: images[rng.integers(0, len(images), n)])
+
+    scores = {}
+    for name, images in (("real", real),
+                         ("noisy", np.clip(real + 0.6 * rng.standard_normal(real.shape), -1, 1)
+                          .astype(np.float32)),
+                         ("noise", rng.uniform(-1, 1, real.shape).astype(np.float32))):
+        tuner.child_sampler = sampler(images)
+        scores[name] = tuner.score(np.zeros(14, np.int32), seed=0)
+    assert scores["real"]["reward"] > scores["noisy"]["reward"] > scores["noise"]["reward"]
+    for s in scores.values():
+        assert s["reward"] == pytest.approx(fid_reward(s["fid"]))
+    assert fid_reward(10.0) - fid_reward(20.0) == pytest.approx(np.log(2.0))
+    with pytest.raises(ValueError, match="reward must be one of"):
+        SharedTrainingConfig(reward="kid")
+
+
+def test_policy_evaluation_scores_both_sets_with_the_same_latents(tmp_path, digits_cache):
+    oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache)
+    oracle_cfg = OracleConfig(**dict(oracle_cfg.to_dict(), sampler="uniform",
+                                     policy_eval_archs=10))
+    oracle, tuner = search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
+    tuner.train_shared(0)
+    out = tuner.evaluate_policy(0)
+    pairs = {}
+    for archs, rewards in ((out["archs_policy"], out["rewards_policy"]),
+                           (out["archs_uniform"], out["rewards_uniform"])):
+        for a, r in zip(archs, rewards):
+            pairs.setdefault(tuple(a), set()).add(r)
+    assert any(len(r) == 1 for r in pairs.values())  # some stage-0 cell drawn more than once
+    assert all(len(r) == 1 for r in pairs.values())  # ... and scored identically each time
+    assert len(pairs) > 3  # yet different cells score differently
+    assert out["expected_reward_policy"] == pytest.approx(np.mean(out["rewards_policy"]),
+                                                          abs=1e-4)
+
+
+@pytest.mark.slow  # traces the full-size supernet step
+def test_without_weight_sharing_each_trial_trains_its_own_architecture(tmp_path, digits_cache):
+    oracle_cfg, cfg = _tiny(str(tmp_path), digits_cache)
+    oracle_cfg = OracleConfig(**dict(oracle_cfg.to_dict(), sampler="uniform",
+                                     weight_sharing=False))
+    oracle, tuner = search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
+    seen = []
+    step = tuner.trainer.d_step
+    tuner.trainer.d_step = lambda real, arch: (seen.append(tuple(np.asarray(arch))),
+                                               step(real, arch))[1]
+    trial = oracle.create_trial("tuner0")
+    arch = [int(t) for t in trial.hyperparameters.values["arch"].split()]
+    assert trial.hyperparameters.values["stage"] == 2 and len(arch) == 14
+    tuner._grow(2)
+    tuner._load_fresh_weights(7)
+    fresh = [w.numpy() for w in tuner.trainer.generator.weights]
+    out = tuner.run_trial(trial)
+    assert set(seen) == {tuple(arch)} and len(seen) == 6  # one architecture, the full budget
+    assert out["inception_score"] > 0
+    tuner._load_fresh_weights(7)  # the same seed gives the same fresh weights
+    for a, b in zip(fresh, tuner.trainer.generator.weights):
+        np.testing.assert_array_equal(a, b.numpy())
 
 
 @pytest.mark.slow
@@ -147,14 +234,3 @@ def test_bad_dataset_is_a_clear_error(tmp_path, digits_cache):
         search_lib.build_search(oracle_cfg, cfg, str(tmp_path))
 
 
-def test_reward_trend_means_first_and_last_iteration_per_stage():
-    cfg = OracleConfig(iterations_per_stage=(2, 1, 3), controller_steps=2, num_candidates=2,
-                       top_k=1)
-    rows = [[0, "controller", 1.0], [0, "controller", 2.0], [1, "controller", 4.0],
-            [1, "beam", 9.0], [2, "controller", 3.0], [3, "controller", 5.0],
-            [5, "controller", 7.0], [5, "controller", 8.0]]
-    assert search_lib.reward_trend(rows, cfg) == [
-        {"stage": 0, "first_iteration_mean": 1.5, "last_iteration_mean": 4.0},
-        {"stage": 1, "first_iteration_mean": 3.0, "last_iteration_mean": 3.0},
-        {"stage": 2, "first_iteration_mean": 5.0, "last_iteration_mean": 7.5},
-    ]

@@ -2,8 +2,10 @@
 
 A `Controller` samples the tokens of one generator cell (one search stage) autoregressively:
 an LSTM cell whose first input is a zero vector and whose later inputs embed the previous
-action, with one softmax head per token of the stage. `Reinforce` trains it with the textbook
-REINFORCE estimator, a moving-average baseline and an entropy bonus.
+action, with one softmax head per token of the stage. (Single-level search gives one
+controller all three cells.) `Reinforce` trains it with the textbook REINFORCE estimator, a
+moving-average baseline and an entropy bonus. `policy_statistics` measures how far a policy has
+moved from the uniform one: its entropy and its KL divergence from uniform.
 
 Token vocabularies come from `autogan_tf.search_space`; nothing here hard-codes them.
 """
@@ -26,6 +28,7 @@ __all__ = [
     "reinforce_loss",
     "update_baseline",
     "to_seed",
+    "policy_statistics",
 ]
 
 SeedLike = Union[int, Sequence[int], np.ndarray, np.random.Generator, tf.Tensor, None]
@@ -142,20 +145,28 @@ class Controller(keras.Model):
     +-1/sqrt(hidden_size), embedding N(0, 1). With `seed` set, initialisation is deterministic.
 
     Args:
-      stage: search stage (= index of the cell whose tokens this controller samples).
+      stage: search stage (= index of the last cell whose tokens this controller samples).
       hidden_size: LSTM and embedding width.
       seed: optional integer seed for the weight initialisers.
+      first_stage: the first cell it samples (default `stage`: one cell). Single-level search
+        uses `Controller(2, first_stage=0)`, one controller for all 14 tokens.
       **kwargs: passed to `keras.Model` (e.g. `name`).
     """
 
     def __init__(self, stage: int, hidden_size: int = 100, seed: Optional[int] = None,
-                 **kwargs):
-        kwargs.setdefault("name", f"controller_stage{int(stage)}")
+                 first_stage: Optional[int] = None, **kwargs):
+        first = int(stage) if first_stage is None else int(first_stage)
+        if not 0 <= first <= int(stage):
+            raise ValueError(f"first_stage must be in [0, {int(stage)}], got {first}")
+        kwargs.setdefault("name", f"controller_stage{int(stage)}" if first == int(stage)
+                          else f"controller_stages{first}-{int(stage)}")
         super().__init__(**kwargs)
         self.stage = int(stage)
+        self.first_stage = first
         self.hidden_size = int(hidden_size)
         self.seed = None if seed is None else int(seed)
-        tokens = search_space.stage_tokens(self.stage)
+        tokens = tuple(t for c in range(first, self.stage + 1)
+                       for t in search_space.stage_tokens(c))
         self.token_names = tuple(t.name for t in tokens)
         self.token_sizes = tuple(t.size for t in tokens)
         self.token_offsets = tuple(int(o) for o in np.cumsum((0,) + self.token_sizes[:-1]))
@@ -277,6 +288,17 @@ class Controller(keras.Model):
         log_prob, entropy, _ = self.log_prob_and_entropy(tokens, state)
         return log_prob, entropy
 
+    @property
+    def token_slice(self) -> slice:
+        """Positions of this controller's tokens inside the 14-integer architecture."""
+        return slice(search_space.stage_slice(self.first_stage).start,
+                     search_space.stage_slice(self.stage).stop)
+
+    @property
+    def num_sequences(self) -> int:
+        """How many token sequences the policy chooses among."""
+        return int(np.prod(self.token_sizes))
+
     def get_config(self):
         return {
             "name": self.name,
@@ -284,11 +306,65 @@ class Controller(keras.Model):
             "stage": self.stage,
             "hidden_size": self.hidden_size,
             "seed": self.seed,
+            "first_stage": self.first_stage,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+# ----- how far a policy is from uniform -----------------------------------------------------
+_MAX_ENUMERATED = 4096
+
+
+def policy_statistics(controller: Controller, initial_states: Optional[LSTMState] = None,
+                      num_samples: int = 4096, seed: int = 0) -> dict:
+    """Entropy of a controller's policy and its KL divergence from the uniform policy.
+
+    The policy is the joint distribution over the controller's token sequences. When there are
+    at most 4,096 sequences (every single stage: 36, 72 or 144) they are enumerated and the
+    figures are exact; otherwise (all 14 tokens at once) the entropy is the Monte Carlo
+    estimate -mean(log p(x)) over `num_samples` sampled sequences. Since the uniform policy
+    gives each of the N sequences 1/N, KL(p || uniform) = log N - H(p).
+
+    Args:
+      controller: the policy.
+      initial_states: (h, c), each [K, hidden_size]: the K prefixes' states the policy starts
+        from (a stage's beam); figures are averaged over them, each weighted 1/K as sampling
+        chooses them. None: the zero state.
+      num_samples: sequences per state for the Monte Carlo estimate.
+      seed: seeds the Monte Carlo samples.
+
+    Returns:
+      {'entropy': nats, 'kl_uniform': nats, 'max_entropy': log N, 'exact': bool}.
+    """
+    if initial_states is None:
+        h0, c0 = controller.zero_state(1)
+    else:
+        h0, c0 = controller._check_state(initial_states, None)
+    h0, c0 = np.asarray(h0, np.float32), np.asarray(c0, np.float32)
+    n_seq = controller.num_sequences
+    exact = n_seq <= _MAX_ENUMERATED
+    if exact:
+        grids = np.meshgrid(*[np.arange(k) for k in controller.token_sizes], indexing="ij")
+        tokens = np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int32)
+    entropies = []
+    for k in range(h0.shape[0]):
+        if exact:
+            n = tokens.shape[0]
+            state = (np.repeat(h0[k:k + 1], n, 0), np.repeat(c0[k:k + 1], n, 0))
+            log_p = controller.log_prob_and_entropy(tokens, state)[0].numpy().astype(np.float64)
+            entropies.append(float(-(np.exp(log_p) * log_p).sum()))
+        else:
+            state = (np.repeat(h0[k:k + 1], num_samples, 0),
+                     np.repeat(c0[k:k + 1], num_samples, 0))
+            sample = controller.sample(num_samples, state, seed=[int(seed), k])
+            entropies.append(float(-np.mean(sample.log_prob.numpy().astype(np.float64))))
+    entropy = float(np.mean(entropies))
+    max_entropy = float(np.log(n_seq))
+    return {"entropy": entropy, "kl_uniform": max(0.0, max_entropy - entropy),
+            "max_entropy": max_entropy, "exact": exact}
 
 
 # ----- REINFORCE ---------------------------------------------------------------------------

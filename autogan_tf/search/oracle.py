@@ -9,7 +9,8 @@ Trial schedule (handed out strictly one at a time, in this order)::
 
     for stage s in 0, 1, 2:
         for each iteration i of stage s (global numbering: stage 0 has 0..n0-1, stage 1 follows):
-            controller_steps trials of kind 'controller'   (reward -> one REINFORCE update)
+            controller_steps * controller_batch trials of kind 'controller'
+                (every controller_batch rewards -> one REINFORCE update)
         num_candidates trials of kind 'beam'               (iteration = the stage's last one)
         -> keep the top_k candidates (tokens + final LSTM state) as the beam of stage s;
            stage s + 1 gets a new controller that starts from a beam member's state
@@ -18,6 +19,23 @@ Each trial's hyperparameter values are::
 
     {'arch': '1 0 1 1' (the tokens of the cells searched so far: 4, 9 or 14 integers),
      'stage': s, 'iteration': i, 'kind': 'controller' | 'beam', 'step': k}
+
+Baselines and ablations (paper section 4.3) change the schedule or the sampling:
+
+* `sampler='uniform'`: random search with weight sharing. Every architecture (training
+  minibatches, 'controller' trials, beam candidates) is drawn uniformly, token by token; the
+  controller is not trained. Schedule and beam as above.
+* `mlas=False`: single-level search. One stage (numbered 2: the full generator and
+  discriminator from the start) of sum(iterations_per_stage) iterations, one controller over
+  all 14 tokens, no growing; its final M candidates give the top K.
+* `weight_sharing=False` (needs `sampler='uniform'`): random search without weight sharing.
+  One stage at full size; each iteration is one 'controller' trial whose uniformly drawn
+  architecture the Tuner trains from scratch for the iteration's D-step budget and scores.
+  The top K of all of them are the result; there are no beam trials.
+
+The policy's entropy and KL divergence from uniform are recorded at the start and the end of
+each stage (`policy_record`); `policy_eval_architectures` draws the fixed sets on which the
+Tuner measures the expected reward of the final policy against the uniform policy.
 
 A Tuner trains the shared GAN for iteration i before scoring the trial with
 kind == 'controller' and step == 0, growing the GAN when the stage changes; it samples the
@@ -43,7 +61,7 @@ from keras_tuner.engine.trial import TrialStatus
 
 from autogan_tf import search_space
 from autogan_tf import seeds
-from autogan_tf.search.controller import Controller, Reinforce
+from autogan_tf.search.controller import Controller, Reinforce, policy_statistics
 
 __all__ = [
     "OracleConfig",
@@ -51,12 +69,15 @@ __all__ = [
     "CONTROLLER",
     "BEAM",
     "DEFAULT_OBJECTIVE",
+    "SAMPLERS",
     "trial_architecture",
+    "uniform_tokens",
 ]
 
 CONTROLLER = "controller"
 BEAM = "beam"
 DEFAULT_OBJECTIVE = "inception_score"
+SAMPLERS = ("controller", "uniform")
 _CKPT_DIR = "controller"
 _CKPT_PREFIX = "ctrl-"
 
@@ -70,10 +91,12 @@ class OracleConfig:
     Attributes:
       iterations_per_stage: search iterations of each stage (stage 0 iterations 0-14, stage 1
         15-34, stage 2 35-64 by default; 65 in all).
-      controller_steps: controller trials (REINFORCE updates) per iteration.
+      controller_steps: REINFORCE updates of the controller per iteration.
+      controller_batch: architectures scored per update (1 in the reference); an iteration
+        has controller_steps * controller_batch controller trials.
       num_candidates: M, architectures sampled and scored at the end of a stage.
       top_k: K, the beam width kept from the M candidates.
-      controller_lr: Adam learning rate of the controller.
+      controller_lr: Adam learning rate of the controller (0 freezes it: the control run).
       controller_beta_1: Adam beta_1 (the reference passes its GAN betas (0.0, 0.9)).
       controller_beta_2: Adam beta_2.
       entropy_coef: entropy bonus weight (1e-3 reference code; the paper says 1e-4).
@@ -81,11 +104,17 @@ class OracleConfig:
       reset_baseline_each_iteration: forget the baseline at the start of every iteration, as
         the reference does (the shared GAN, hence the reward scale, moves between iterations).
       hidden_size: controller LSTM/embedding width.
+      sampler: 'controller' (AutoGAN) or 'uniform' (random search).
+      mlas: multi-level search (grow cell by cell, beam); False: single-level search.
+      weight_sharing: False: random search that trains each architecture from scratch.
+      policy_eval_archs: architectures drawn from the final policy and from the uniform policy
+        at the end of each stage to measure their expected rewards (0: not measured).
       seed: seeds the controllers' initialisation and every random choice of the oracle.
     """
 
     iterations_per_stage: tuple = (15, 20, 30)
     controller_steps: int = 30
+    controller_batch: int = 1
     num_candidates: int = 10
     top_k: int = 5
     controller_lr: float = 3.5e-4
@@ -95,6 +124,10 @@ class OracleConfig:
     baseline_decay: float = 0.9
     reset_baseline_each_iteration: bool = True
     hidden_size: int = 100
+    sampler: str = "controller"
+    mlas: bool = True
+    weight_sharing: bool = True
+    policy_eval_archs: int = 20
     seed: int = 0
 
     def __post_init__(self):
@@ -107,6 +140,8 @@ class OracleConfig:
             raise ValueError(f"every stage needs >= 1 iteration: {self.iterations_per_stage}")
         if self.controller_steps < 1:
             raise ValueError(f"controller_steps must be >= 1, got {self.controller_steps}")
+        if self.controller_batch < 1:
+            raise ValueError(f"controller_batch must be >= 1, got {self.controller_batch}")
         if not 1 <= self.top_k <= self.num_candidates:
             raise ValueError(f"need 1 <= top_k <= num_candidates, got top_k={self.top_k}, "
                              f"num_candidates={self.num_candidates}")
@@ -114,6 +149,39 @@ class OracleConfig:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not 0.0 <= self.baseline_decay < 1.0:
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
+        if self.controller_lr < 0:
+            raise ValueError(f"controller_lr must be >= 0 (0 freezes the controller), got "
+                             f"{self.controller_lr}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not self.weight_sharing and self.sampler != "uniform":
+            raise ValueError("search without weight sharing is random search: it needs "
+                             "sampler='uniform' (--sampler=uniform)")
+        if self.policy_eval_archs < 0:
+            raise ValueError(f"policy_eval_archs must be >= 0, got {self.policy_eval_archs}")
+
+    @property
+    def stages(self) -> tuple:
+        """The search stages in order, as (GAN stage, first searched cell, iterations).
+
+        Multi-level search: (0, 0, n0), (1, 1, n1), (2, 2, n2). Single-level search and search
+        without weight sharing: one stage (2, 0, n0 + n1 + n2) over all 14 tokens.
+        """
+        if self.mlas and self.weight_sharing:
+            return tuple((s, s, n) for s, n in enumerate(self.iterations_per_stage))
+        last = search_space.NUM_CELLS - 1
+        return ((last, 0, sum(self.iterations_per_stage)),)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def trials_per_iteration(self) -> int:
+        """'controller' trials of one iteration."""
+        if not self.weight_sharing:
+            return 1
+        return self.controller_steps * self.controller_batch
 
     @property
     def num_iterations(self) -> int:
@@ -123,20 +191,20 @@ class OracleConfig:
     @property
     def total_trials(self) -> int:
         """Trials of a complete search (controller and beam trials)."""
-        return (self.num_iterations * self.controller_steps
-                + search_space.NUM_CELLS * self.num_candidates)
+        beam = self.num_stages * self.num_candidates if self.weight_sharing else 0
+        return self.num_iterations * self.trials_per_iteration + beam
 
     def first_iteration(self, stage: int) -> int:
-        """Global index of the first iteration of `stage`."""
-        return sum(self.iterations_per_stage[:stage])
+        """Global index of the first iteration of search stage `stage` (an index of `stages`)."""
+        return sum(n for _, _, n in self.stages[:stage])
 
     def last_iteration(self, stage: int) -> int:
-        """Global index of the last iteration of `stage`."""
-        return self.first_iteration(stage) + self.iterations_per_stage[stage] - 1
+        """Global index of the last iteration of search stage `stage`."""
+        return self.first_iteration(stage) + self.stages[stage][2] - 1
 
     def stage_of_iteration(self, iteration: int) -> int:
-        """The stage a global iteration index belongs to."""
-        for s in range(search_space.NUM_CELLS):
+        """The search stage (index of `stages`) a global iteration index belongs to."""
+        for s in range(self.num_stages):
             if iteration <= self.last_iteration(s):
                 return s
         raise ValueError(f"iteration {iteration} is past the last one ({self.num_iterations - 1})")
@@ -149,6 +217,11 @@ class OracleConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "OracleConfig":
         return cls(**d)
+
+
+def uniform_tokens(rng: np.random.Generator, sizes, n: int) -> np.ndarray:
+    """int32 [n, len(sizes)]: each token drawn uniformly from its options, independently."""
+    return np.stack([rng.integers(0, k, size=n) for k in sizes], axis=1).astype(np.int32)
 
 
 def trial_architecture(hyperparameters) -> search_space.Architecture:
@@ -184,7 +257,7 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     Attributes:
       last_update_metrics: the scalars of the latest REINFORCE update (loss, baseline,
-        advantage, entropy, log_prob, reward, plus stage, iteration, step, trial_id) for
+        advantage, entropy, log_prob, reward, batch, plus stage, iteration, step, trial_id) for
         TensorBoard, or None before the first update.
     """
 
@@ -207,7 +280,7 @@ class AutoGANOracle(keras_tuner.Oracle):
     # ----- search state ---------------------------------------------------------------------
     def _reset_search(self) -> None:
         cfg = self._config
-        self._stage = 0
+        self._phase = 0  # index into cfg.stages
         self._iteration = 0
         self._kind = CONTROLLER
         self._step = 0
@@ -215,17 +288,22 @@ class AutoGANOracle(keras_tuner.Oracle):
         self._pending = None  # the trial handed out and not yet resolved
         self._beam_candidates = None  # the M candidates of the current stage's beam phase
         self._beams = []  # per finished stage: top-K members (arch, reward, h, c, trial_id)
+        self._batch = []  # scored controller trials waiting for the next REINFORCE update
+        self._policy = []  # per stage: entropy and KL from uniform at its start and end
         # Two streams: trials (prefix choice, sampling seeds) and shared-GAN training samples,
         # so the number of training minibatches never changes which children are scored.
         self._rng = seeds.numpy_rng(cfg.seed, "oracle", 0)
         self._train_rng = seeds.numpy_rng(cfg.seed, "oracle", 1)
         self.last_update_metrics = None
-        self._new_controller(0)
+        self._new_controller()
+        self._start_stage()
 
-    def _new_controller(self, stage: int) -> None:
+    def _new_controller(self) -> None:
         cfg = self._config
+        stage, first, _ = cfg.stages[self._phase]
         self._controller = Controller(stage, hidden_size=cfg.hidden_size,
-                                      seed=seeds.derive(cfg.seed, "controller_init", stage))
+                                      seed=seeds.derive(cfg.seed, "controller_init", stage),
+                                      first_stage=first)
         self._reinforce = Reinforce(
             self._controller, learning_rate=cfg.controller_lr, entropy_coef=cfg.entropy_coef,
             baseline_decay=cfg.baseline_decay, beta_1=cfg.controller_beta_1,
@@ -233,6 +311,27 @@ class AutoGANOracle(keras_tuner.Oracle):
         self._updates = 0  # REINFORCE updates of this stage's controller
         self._ckpt_key = None  # (stage, updates) of the checkpoint on disk, if current
         self._ckpt_name = None
+
+    def _start_stage(self) -> None:
+        """Records the fresh policy's statistics; collects candidates without a beam phase."""
+        stats = self.policy_statistics()
+        cfg = self._config
+        stage, first, _ = cfg.stages[self._phase]
+        self._policy.append({
+            "stage": stage, "cells": list(range(first, stage + 1)),
+            "first_iteration": cfg.first_iteration(self._phase),
+            "last_iteration": cfg.last_iteration(self._phase),
+            "max_entropy": stats["max_entropy"], "exact": stats["exact"],
+            "entropy_start": stats["entropy"], "kl_uniform_start": stats["kl_uniform"],
+            "entropy_end": None, "kl_uniform_end": None, "updates": 0})
+        if not cfg.weight_sharing:
+            self._beam_candidates = []
+
+    def _end_policy(self) -> None:
+        stats = self.policy_statistics()
+        self._policy[self._phase].update(entropy_end=stats["entropy"],
+                                         kl_uniform_end=stats["kl_uniform"],
+                                         updates=self._updates)
 
     # ----- public views ---------------------------------------------------------------------
     @property
@@ -251,7 +350,13 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     @property
     def current_stage(self) -> int:
-        return self._stage
+        """The GAN stage (0, 1, 2: how many cells the shared GAN has, minus one) in use now."""
+        return self._config.stages[self._phase][0]
+
+    @property
+    def current_search_stage(self) -> int:
+        """The index of the current search stage in `config.stages` (= `current_stage` in MLAS)."""
+        return self._phase
 
     @property
     def current_iteration(self) -> int:
@@ -272,11 +377,22 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     @property
     def completed_stages(self) -> int:
-        """How many stages have selected their beam (0 to 3)."""
+        """How many search stages have selected their beam (0 to 3)."""
         return len(self._beams)
 
+    def policy_record(self) -> list:
+        """Per search stage so far: entropy and KL from uniform at its start and its end.
+
+        Returns:
+          A list of dicts with stage (GAN stage), cells, first_iteration, last_iteration,
+          max_entropy (log of the number of choices), exact, entropy_start, kl_uniform_start,
+          entropy_end, kl_uniform_end (None until the stage's last update) and updates.
+        """
+        return [dict(r, cells=list(r["cells"])) for r in self._policy]
+
     def beam(self, stage: int) -> list:
-        """The beam kept at the end of `stage`: dicts with arch, reward, h, c, trial_id.
+        """The beam kept at the end of search stage `stage`: dicts with arch, reward, h, c,
+        trial_id.
 
         Raises:
           ValueError: if that stage's beam has not been selected yet.
@@ -287,11 +403,11 @@ class AutoGANOracle(keras_tuner.Oracle):
                 for m in self._beams[stage]]
 
     def top_architectures(self, stage: Optional[int] = None) -> list:
-        """The top-K architectures of a stage's beam, best first.
+        """The top-K architectures of a search stage's beam, best first.
 
         Args:
-          stage: which stage; the last finished stage when None (after the search: the final
-            beam of full 14-token architectures).
+          stage: which search stage; the last finished one when None (after the search: the
+            final beam of full 14-token architectures).
 
         Returns:
           A list of {'arch': [int, ...], 'reward': float or None (a failed trial)}.
@@ -302,11 +418,13 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def sample_architectures(self, n: int, seed=None) -> np.ndarray:
-        """Samples `n` architectures from the current controller, for shared-GAN training.
+        """Samples `n` architectures from the current policy, for shared-GAN training.
 
-        At stage s >= 1 each row's prefix (cells 0..s-1) is a uniformly chosen member of the
-        previous stage's beam and the controller starts from that member's LSTM state. Sample
-        many rows at once where possible: one call costs about the same for 1 or 1,000 rows.
+        The policy is the current controller, or the uniform one with `sampler='uniform'`. At
+        stage s >= 1 of multi-level search each row's prefix (cells 0..s-1) is a uniformly
+        chosen member of the previous stage's beam and the controller starts from that
+        member's LSTM state. Sample many rows at once where possible: one call costs about the
+        same for 1 or 1,000 rows.
 
         Args:
           n: number of architectures.
@@ -322,45 +440,99 @@ class AutoGANOracle(keras_tuner.Oracle):
             rng = self._train_rng
         else:
             rng = np.random.default_rng(seed)
+        prefix, idx, state = self._draw_prefixes(rng, n)
+        return self._padded(prefix, self._sample_tokens(rng, n, state))
+
+    def policy_eval_architectures(self) -> tuple:
+        """Fixed sets of architectures from the current policy and from the uniform policy.
+
+        Drawn from the stream `policy_eval` of this search stage, `policy_eval_archs` of each;
+        row i of both sets has the same prefix (beam member), so the two sets differ only in
+        the current stage's tokens. With `sampler='uniform'` both are uniform draws (their
+        difference shows the noise of the comparison).
+
+        Returns:
+          (policy, uniform): int32 [n, 14] each.
+        """
+        cfg = self._config
+        n = cfg.policy_eval_archs
+        rng = seeds.numpy_rng(cfg.seed, "policy_eval", self._phase)
         prefix, _, state = self._draw_prefixes(rng, n)
-        tokens = self._controller.sample(n, state, seed=rng).tokens.numpy()
-        out = np.zeros([n, search_space.ARCH_LENGTH], np.int32)
-        out[:, :prefix.shape[1]] = prefix
-        out[:, search_space.stage_slice(self._stage)] = tokens
-        return out
+        policy = self._sample_tokens(rng, n, state)
+        uniform = uniform_tokens(rng, self._controller.token_sizes, n)
+        return self._padded(prefix, policy), self._padded(prefix, uniform)
+
+    def policy_statistics(self) -> dict:
+        """Entropy and KL from uniform of the current sampling policy (see
+        `controller.policy_statistics`); exactly uniform with `sampler='uniform'`."""
+        if self._config.sampler == "uniform":
+            h = float(np.log(self._controller.num_sequences))
+            return {"entropy": h, "kl_uniform": 0.0, "max_entropy": h, "exact": True}
+        state = None
+        if self._phase > 0:
+            beam = self._beams[self._phase - 1]
+            state = (np.array([m["h"] for m in beam], np.float32),
+                     np.array([m["c"] for m in beam], np.float32))
+        return policy_statistics(self._controller, state,
+                                 seed=seeds.derive(self._config.seed, "policy_eval", self._phase))
 
     # ----- sampling -------------------------------------------------------------------------
+    def _padded(self, prefix: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        out = np.zeros([tokens.shape[0], search_space.ARCH_LENGTH], np.int32)
+        out[:, :prefix.shape[1]] = prefix
+        out[:, self._controller.token_slice] = tokens
+        return out
+
+    def _sample_tokens(self, rng: np.random.Generator, n: int, state) -> np.ndarray:
+        """int32 [n, T]: the current stage's tokens from the sampling policy."""
+        if self._config.sampler == "uniform":
+            return uniform_tokens(rng, self._controller.token_sizes, n)
+        return self._controller.sample(n, state, seed=rng).tokens.numpy()
+
     def _draw_prefixes(self, rng: np.random.Generator, n: int):
         """Prefix tokens [n, P], beam indices (or None) and initial LSTM state (or None)."""
-        if self._stage == 0:
+        if self._phase == 0:
             return np.zeros([n, 0], np.int32), None, None
-        beam = self._beams[self._stage - 1]
+        beam = self._beams[self._phase - 1]
         idx = rng.integers(0, len(beam), size=n)
         prefix = np.array([beam[i]["arch"] for i in idx], np.int32)
         h = np.array([beam[i]["h"] for i in idx], np.float32)
         c = np.array([beam[i]["c"] for i in idx], np.float32)
         return prefix, idx, (h, c)
 
-    def _prefix_state(self, index: Optional[int]):
-        if index is None:
+    def _prefix_states(self, indices):
+        """The LSTM states (h, c) [B, H] of the given beam members, or None at stage 0."""
+        if self._phase == 0 or indices is None or any(i is None for i in indices):
             return None
-        member = self._beams[self._stage - 1][index]
-        return (np.array([member["h"]], np.float32), np.array([member["c"]], np.float32))
+        beam = self._beams[self._phase - 1]
+        return (np.array([beam[i]["h"] for i in indices], np.float32),
+                np.array([beam[i]["c"] for i in indices], np.float32))
+
+    def _candidate(self, arch, prefix_index, h, c) -> dict:
+        return {"arch": [int(t) for t in arch],
+                "prefix_index": None if prefix_index is None else int(prefix_index),
+                "h": [float(v) for v in h], "c": [float(v) for v in c],
+                "reward": None, "trial_id": None}
+
+    def _final_states(self, tokens: np.ndarray, indices) -> tuple:
+        """The controller's final LSTM state after `tokens` [B, T] (teacher-forced)."""
+        _, _, (h, c) = self._controller.log_prob_and_entropy(
+            tokens, self._prefix_states(indices))
+        return h.numpy(), c.numpy()
 
     def _sample_beam_candidates(self) -> list:
         m = self._config.num_candidates
         prefix, idx, state = self._draw_prefixes(self._rng, m)
-        sample = self._controller.sample(m, state, seed=self._rng)
-        tokens = sample.tokens.numpy()
-        h, c = (s.numpy() for s in sample.state)
-        return [{
-            "arch": [int(t) for t in np.concatenate([prefix[i], tokens[i]])],
-            "prefix_index": None if idx is None else int(idx[i]),
-            "h": [float(v) for v in h[i]],
-            "c": [float(v) for v in c[i]],
-            "reward": None,
-            "trial_id": None,
-        } for i in range(m)]
+        if self._config.sampler == "uniform":
+            tokens = uniform_tokens(self._rng, self._controller.token_sizes, m)
+            h, c = self._final_states(tokens, None if idx is None else list(idx))
+        else:
+            sample = self._controller.sample(m, state, seed=self._rng)
+            tokens = sample.tokens.numpy()
+            h, c = (s.numpy() for s in sample.state)
+        return [self._candidate(np.concatenate([prefix[i], tokens[i]]),
+                                None if idx is None else idx[i], h[i], c[i])
+                for i in range(m)]
 
     # ----- keras-tuner hooks ----------------------------------------------------------------
     def populate_space(self, trial_id):
@@ -376,7 +548,7 @@ class AutoGANOracle(keras_tuner.Oracle):
             return {"status": TrialStatus.IDLE, "values": None}
         if self._kind == CONTROLLER:
             prefix, idx, state = self._draw_prefixes(self._rng, 1)
-            tokens = self._controller.sample(1, state, seed=self._rng).tokens.numpy()[0]
+            tokens = self._sample_tokens(self._rng, 1, state)[0]
             arch = [int(t) for t in np.concatenate([prefix[0], tokens])]
             prefix_index = None if idx is None else int(idx[0])
         else:
@@ -387,16 +559,17 @@ class AutoGANOracle(keras_tuner.Oracle):
             arch, prefix_index = cand["arch"], cand["prefix_index"]
         self._pending = {"trial_id": trial_id, "kind": self._kind, "arch": arch,
                          "prefix_index": prefix_index, "step": self._step}
-        values = _values_of(arch, self._stage, self._iteration, self._kind, self._step)
+        values = _values_of(arch, self.current_stage, self._iteration, self._kind, self._step)
         return {"status": TrialStatus.RUNNING, "values": values}
 
     @keras_tuner.synchronized
     def end_trial(self, trial):
         """Records the trial (keras-tuner), then learns from it and moves the schedule on.
 
-        A 'controller' trial's score is the reward of one REINFORCE update; a 'beam' trial's
-        score ranks its candidate. A trial sent for retry (INVALID) holds the schedule until it
-        ends; a FAILED trial is skipped (no update; ranked last in a beam).
+        'controller' trials' scores are the rewards of REINFORCE updates (one update per
+        `controller_batch` of them); a 'beam' trial's score ranks its candidate. A trial sent
+        for retry (INVALID) holds the schedule until it ends; a FAILED trial is skipped (no
+        update; ranked last in a beam).
         """
         super().end_trial(trial)
         if self._resolve_pending():
@@ -417,31 +590,48 @@ class AutoGANOracle(keras_tuner.Oracle):
         reward = None
         if trial.status == TrialStatus.COMPLETED and trial.score is not None:
             reward = float(trial.score)
+        cfg = self._config
         if p["kind"] == CONTROLLER:
-            if reward is not None:
-                self._learn(p, reward)
+            if not cfg.weight_sharing:
+                cand = self._candidate(p["arch"], None, [], [])
+                cand.update(reward=reward, trial_id=p["trial_id"])
+                self._beam_candidates.append(cand)
+            elif reward is not None and cfg.sampler == "controller":
+                self._batch.append(dict(p, reward=reward))
+                if len(self._batch) == cfg.controller_batch:
+                    self._learn()
         else:
             self._beam_candidates[p["step"]]["reward"] = reward
         self._pending = None
         self._advance()
         return True
 
-    def _learn(self, pending: dict, reward: float) -> None:
-        tokens = np.asarray(pending["arch"], np.int32)[search_space.stage_slice(self._stage)]
-        state = self._prefix_state(pending["prefix_index"])
-        metrics = self._reinforce.update(tokens[None], [reward], state)
+    def _learn(self) -> None:
+        """One REINFORCE update from the scored trials in `_batch`."""
+        batch, self._batch = self._batch, []
+        tokens = np.array([np.asarray(b["arch"], np.int32)[self._controller.token_slice]
+                           for b in batch])
+        state = self._prefix_states([b["prefix_index"] for b in batch])
+        metrics = self._reinforce.update(tokens, [b["reward"] for b in batch], state)
         self._updates += 1
-        self.last_update_metrics = dict(metrics, stage=self._stage, iteration=self._iteration,
-                                        step=pending["step"], trial_id=pending["trial_id"])
+        self.last_update_metrics = dict(metrics, batch=len(batch), stage=self.current_stage,
+                                        iteration=self._iteration, step=batch[-1]["step"],
+                                        trial_id=batch[-1]["trial_id"])
 
     def _advance(self) -> None:
         cfg = self._config
         self._step += 1
         if self._kind == CONTROLLER:
-            if self._step < cfg.controller_steps:
+            if self._step < cfg.trials_per_iteration:
                 return
+            if self._batch:  # a batch left short by failed trials
+                self._learn()
             self._step = 0
-            if self._iteration == cfg.last_iteration(self._stage):
+            if self._iteration == cfg.last_iteration(self._phase):
+                self._end_policy()
+                if not cfg.weight_sharing:
+                    self._finish_stage()
+                    return
                 self._kind = BEAM
                 self._beam_candidates = None
             else:
@@ -453,12 +643,18 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     def _finish_stage(self) -> None:
         """Keeps the top-K distinct candidates as the beam; starts the next stage's controller."""
-        order = sorted(range(len(self._beam_candidates)), key=lambda i: (
-            self._beam_candidates[i]["reward"] is None,
-            -(self._beam_candidates[i]["reward"] or 0.0), i))
+        cands = self._beam_candidates
+        if not self._config.weight_sharing and cands:  # LSTM states of the scored trials
+            tokens = np.array([np.asarray(c["arch"], np.int32)[self._controller.token_slice]
+                               for c in cands])
+            h, c = self._final_states(tokens, None)
+            for i, cand in enumerate(cands):
+                cand["h"], cand["c"] = [float(v) for v in h[i]], [float(v) for v in c[i]]
+        order = sorted(range(len(cands)), key=lambda i: (
+            cands[i]["reward"] is None, -(cands[i]["reward"] or 0.0), i))
         beam, seen = [], set()
         for i in order:
-            cand = self._beam_candidates[i]
+            cand = cands[i]
             key = tuple(cand["arch"])
             if key in seen:  # the same tokens give the same LSTM state: keep the best score
                 continue
@@ -469,13 +665,14 @@ class AutoGANOracle(keras_tuner.Oracle):
         self._beams.append(beam)
         self._beam_candidates = None
         self._step = 0
-        if self._stage == search_space.NUM_CELLS - 1:
+        if self._phase == self._config.num_stages - 1:
             self._finished = True
             return
-        self._stage += 1
+        self._phase += 1
         self._iteration += 1
         self._kind = CONTROLLER
-        self._new_controller(self._stage)
+        self._new_controller()
+        self._start_stage()
 
     # ----- persistence ----------------------------------------------------------------------
     def _ckpt_path(self, name: str) -> str:
@@ -483,9 +680,9 @@ class AutoGANOracle(keras_tuner.Oracle):
 
     def save(self):
         """Writes the controller checkpoint (if it changed), then keras-tuner's JSON state."""
-        key = (self._stage, self._updates)
+        key = (self._phase, self._updates)
         if key != self._ckpt_key:
-            name = f"{_CKPT_PREFIX}s{self._stage}-u{self._updates:06d}"
+            name = f"{_CKPT_PREFIX}s{self._phase}-u{self._updates:06d}"
             os.makedirs(os.path.dirname(self._ckpt_path(name)), exist_ok=True)
             self._reinforce.checkpoint().write(self._ckpt_path(name))
             self._ckpt_key, self._ckpt_name = key, name
@@ -511,7 +708,8 @@ class AutoGANOracle(keras_tuner.Oracle):
         state = super().get_state()
         state["autogan"] = {
             "config": self._config.to_dict(),
-            "stage": self._stage,
+            "stage": self.current_stage,
+            "phase": self._phase,
             "iteration": self._iteration,
             "kind": self._kind,
             "step": self._step,
@@ -519,6 +717,8 @@ class AutoGANOracle(keras_tuner.Oracle):
             "pending": self._pending,
             "beam_candidates": self._beam_candidates,
             "beams": self._beams,
+            "batch": self._batch,
+            "policy": self._policy,
             "baseline": self._reinforce.baseline,
             "updates": self._updates,
             "controller_checkpoint": self._ckpt_name,
@@ -544,8 +744,8 @@ class AutoGANOracle(keras_tuner.Oracle):
         if saved != self._config:
             raise ValueError(f"the saved search used {saved}, this oracle is configured with "
                              f"{self._config}; resume with the same configuration")
-        self._stage = s["stage"]
-        self._new_controller(self._stage)
+        self._phase = s.get("phase", s["stage"])  # states before single-level search: = stage
+        self._new_controller()
         self._iteration = s["iteration"]
         self._kind = s["kind"]
         self._step = s["step"]
@@ -553,6 +753,8 @@ class AutoGANOracle(keras_tuner.Oracle):
         self._pending = s["pending"]
         self._beam_candidates = s["beam_candidates"]
         self._beams = s["beams"]
+        self._batch = s.get("batch", [])
+        self._policy = s.get("policy", [])
         self._reinforce.baseline = s["baseline"]
         self._updates = s["updates"]
         self._rng.bit_generator.state = s["rng"]
@@ -566,4 +768,4 @@ class AutoGANOracle(keras_tuner.Oracle):
                                         f"{path}, which is missing")
             status = self._reinforce.checkpoint().read(path)
             status.assert_existing_objects_matched()
-            self._ckpt_key, self._ckpt_name = (self._stage, self._updates), name
+            self._ckpt_key, self._ckpt_name = (self._phase, self._updates), name

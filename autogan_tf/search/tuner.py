@@ -4,10 +4,17 @@
 For the first controller trial of every search iteration the tuner trains the shared GAN (a new
 architecture from the controller for every minibatch, n_critic D steps per G step, the
 discriminator and the data resolution growing with the stage) until the epoch budget is spent
-or the dynamic-reset detector fires. Every trial is then scored by the Inception Score of its
-child architecture through the shared weights in evaluation mode. A pending dynamic reset
+or the dynamic-reset detector fires. Every trial is then scored by the reward of its child
+architecture through the shared weights in evaluation mode: the Inception Score, or with
+`reward='fid'` the FID against cached real statistics, as -ln(FID). A pending dynamic reset
 re-initialises G, D and both optimisers before the next iteration's training; the controller
-and the beam are kept.
+and the beam are kept. Without weight sharing (random-search baseline) each trial's
+architecture is trained alone from fresh weights for the iteration's D-step budget instead.
+
+At the end of each stage, before its beam trials, the tuner measures the expected reward of the
+final policy and of the uniform policy on the same shared weights with the same latents
+(`policy_eval_archs` architectures each). Every search writes `<project>/summary.json` (see
+`search.summary`) and PNG plots, and reports one line per trial through `report`.
 
 State survives a kill: the tuner's JSON (keras-tuner `get_state`) names the last shared-GAN
 checkpoint, written before the JSON; a trial killed in flight is re-run by keras-tuner and, being
@@ -20,14 +27,16 @@ import collections
 import dataclasses
 import functools
 import json
+import math
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 import keras_tuner
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from autogan_tf import data as data_lib
 from autogan_tf.eval import metrics
@@ -38,9 +47,31 @@ from autogan_tf.images import log_image_grid
 from autogan_tf.sampling import LatentSampler, draw_images
 from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
 from autogan_tf.nn.generators import SharedGenerator
+from autogan_tf.search import summary as summary_lib
 from autogan_tf.search.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
 
-__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner"]
+__all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "REWARDS",
+           "reward_objective", "fid_reward"]
+
+REWARDS = {"is": "inception_score", "fid": "fid_reward"}
+"""Reward kind -> the keras-tuner objective (metric name) a trial reports."""
+
+
+def reward_objective(reward: str) -> keras_tuner.Objective:
+    """The objective the oracle maximises for a reward kind ('is' or 'fid')."""
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {sorted(REWARDS)}, got {reward!r}")
+    return keras_tuner.Objective(REWARDS[reward], direction="max")
+
+
+def fid_reward(fid: float) -> float:
+    """The reward of a child from its FID: -ln(FID), higher for a better generator.
+
+    The paper rewards 1/FID; any decreasing transform ranks children alike. The logarithm keeps
+    rewards on the scale of Inception Scores (a generator twice as far from the data scores
+    0.69 less), so the controller's learning rate and baseline work unchanged.
+    """
+    return -math.log(max(float(fid), 1e-6))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +89,12 @@ class SharedTrainingConfig:
       max_epochs_per_iteration: shared training per search iteration, in epochs (15).
       max_steps_per_iteration: a cap on D steps per iteration (0: none).
       steps_per_epoch: D steps per epoch (0: dataset size // D batch).
-      reward_images, reward_splits: Inception Score of a child (5,000 images, 10 splits).
+      reward: 'is' (Inception Score, the paper's reward) or 'fid' (`fid_reward` of the FID
+        against the real statistics at the stage's resolution, cached under cache_dir).
+      reward_images, reward_splits: images (5,000) and IS splits (10) of a child's reward.
       classifier: 'inception', 'digits' or a local SavedModel path.
       cache_dir: where the digits classifier and statistics are cached.
-      dynamic_reset, reset_window, reset_threshold: the dynamic-reset rule.
+      dynamic_reset, reset_window, reset_threshold: the dynamic-reset rule (see DynamicReset).
       mixed_precision: build the shared GAN with `mixed_bfloat16`.
       seed: seeds initialisation, data order, latents and minibatch architectures.
       log_every: D steps between TensorBoard loss scalars.
@@ -77,6 +110,7 @@ class SharedTrainingConfig:
     max_epochs_per_iteration: int = 15
     max_steps_per_iteration: int = 0
     steps_per_epoch: int = 0
+    reward: str = "is"
     reward_images: int = 5000
     reward_splits: int = 10
     reward_batch_size: int = 100
@@ -99,6 +133,8 @@ class SharedTrainingConfig:
         for name in ("max_steps_per_iteration", "steps_per_epoch", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {sorted(REWARDS)}, got {self.reward!r}")
         if self.reward_images < self.reward_splits:
             raise ValueError(f"reward_images ({self.reward_images}) must be >= reward_splits "
                              f"({self.reward_splits})")
@@ -113,7 +149,12 @@ class SharedTrainingConfig:
 
 class DynamicReset:
     """Windows of the last G and D losses; fires when the variance of either falls below the
-    threshold over a full window (paper section 3.3.1)."""
+    threshold (paper section 3.3.1).
+
+    As in the reference code, the check runs only once the G-loss window is full: with
+    n_critic D steps per G step the D window fills n_critic times sooner, and a flat D window
+    alone cannot fire before `window` G steps have been seen.
+    """
 
     def __init__(self, window: int = 500, threshold: float = 1e-3):
         self.window = int(window)
@@ -130,10 +171,10 @@ class DynamicReset:
         return self.fired()
 
     def fired(self) -> bool:
-        for w in (self.g_losses, self.d_losses):
-            if len(w) == self.window and float(np.var(np.asarray(w))) < self.threshold:
-                return True
-        return False
+        if len(self.g_losses) < self.window:
+            return False
+        return any(float(np.var(np.asarray(w))) < self.threshold
+                   for w in (self.g_losses, self.d_losses))
 
     def clear(self) -> None:
         self.g_losses.clear()
@@ -209,8 +250,13 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def _reinitialise(self):
         """Dynamic reset: fresh G and D weights and zeroed optimisers; no retrace."""
         self._state["resets"] += 1
-        g, d = self._new_models(seeds.derive(self.config.seed, "shared_init",
-                                               self._state["resets"]))
+        self._load_fresh_weights(seeds.derive(self.config.seed, "shared_init",
+                                              self._state["resets"]))
+        self._state["reset_pending"] = False
+
+    def _load_fresh_weights(self, init_seed: int):
+        """Newly initialised G and D weights (from `init_seed`), zeroed optimisers."""
+        g, d = self._new_models(init_seed)
         for src, dst in ((g, self.trainer.generator), (d, self.trainer.discriminator)):
             for a, b in zip(src.weights, dst.weights):
                 b.assign(a)
@@ -220,7 +266,6 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 v.assign(tf.zeros(v.shape, v.dtype))
             opt.learning_rate.assign(lr)
         self.reset_detector.clear()
-        self._state["reset_pending"] = False
 
     def _grow(self, stage: int):
         if stage != self.trainer.generator.stage:
@@ -273,53 +318,73 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         n = info.num_images if info else len(data_lib.load_images(cfg.dataset, 8))
         return max(1, n // cfg.gan.d_batch_size)
 
-    def train_shared(self, iteration: int) -> dict:
-        """Trains the shared GAN for one search iteration; returns a summary."""
+    def train_shared(self, iteration: int, arch=None) -> dict:
+        """Trains the shared GAN for one search iteration; returns a summary.
+
+        Args:
+          iteration: the search iteration (seeds its data order and minibatch architectures).
+          arch: train this one architecture (14 tokens) on every minibatch instead of sampling
+            one per minibatch from the oracle's policy (search without weight sharing).
+        """
         cfg, gan = self.config, self.config.gan
         stage = self._state["stage"]
         res = cfg.resolution(stage)
-        steps = cfg.max_epochs_per_iteration * self._steps_per_epoch
-        if cfg.max_steps_per_iteration:
-            steps = min(steps, cfg.max_steps_per_iteration)
+        steps = self.steps_per_iteration
         ds = data_lib.make_dataset(cfg.dataset, res, gan.d_batch_size,
                                    seed=seeds.derive(cfg.seed, "data_order", iteration),
                                    data_dir=cfg.data_dir)
-        arch_rng = seeds.numpy_rng(cfg.seed, "minibatch_archs", iteration)
-        archs = self.oracle.sample_architectures(steps, seed=arch_rng)
+        if arch is None:
+            arch_rng = seeds.numpy_rng(cfg.seed, "minibatch_archs", iteration)
+            archs = self.oracle.sample_architectures(steps, seed=arch_rng)
+        else:
+            archs = np.repeat(np.asarray(arch, np.int32)[None], steps, axis=0)
+        detect = cfg.dynamic_reset and self.oracle.config.weight_sharing
+        self._say(f"iteration {iteration} (stage {stage}, {res} px): shared GAN training, "
+                  f"up to {steps} D steps" if arch is None else
+                  f"iteration {iteration} (stage {stage}, {res} px): training "
+                  f"{' '.join(map(str, arch))} from scratch, {steps} D steps")
         bar = keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss"],
                                   verbose=1 if cfg.progress else 0)
-        print(f"Search iteration {iteration} (stage {stage}, {res} px): training the shared "
-              f"GAN for up to {steps} D steps", flush=True)
         fired, d_loss, g_loss, t0, done = False, float("nan"), float("nan"), time.time(), 0
         with self._writer.as_default():
             for step, real in enumerate(ds.take(steps)):
-                arch = archs[step]
-                d_loss = float(self.trainer.d_step(real, arch))
+                a = archs[step]
+                d_loss = float(self.trainer.d_step(real, a))
                 self._state["d_steps"] += 1
                 g = None
                 if (step + 1) % gan.n_critic == 0:
-                    g_loss = g = float(self.trainer.g_step(arch))
+                    g_loss = g = float(self.trainer.g_step(a))
                     self._state["g_steps"] += 1
                 done = step + 1
-                if cfg.dynamic_reset and self.reset_detector.update(d_loss, g):
+                if detect and self.reset_detector.update(d_loss, g):
                     fired = True
                 if self._state["d_steps"] % cfg.log_every == 0:
                     tf.summary.scalar("shared/d_loss", d_loss, step=self._state["d_steps"])
                     tf.summary.scalar("shared/g_loss", g_loss, step=self._state["d_steps"])
-                bar.update(done, [("d_loss", d_loss), ("g_loss", g_loss)])
+                bar.update(done, [("d_loss", d_loss), ("g_loss", g_loss)], finalize=fired or None)
                 if fired:
                     break
             tf.summary.scalar("search/stage", stage, step=iteration)
             tf.summary.scalar("search/dynamic_reset", int(fired), step=iteration)
             self._log_grid(f"samples/stage{stage}", archs[0], iteration,
                            f"iter{iteration:03d}_stage{stage}.png")
-        if fired:
-            print(f"Dynamic reset: loss variance fell below {cfg.reset_threshold} after "
-                  f"{done} D steps; G and D are re-initialised after the controller steps",
-                  flush=True)
+        seconds = time.time() - t0
+        self._say(f"  {done} D steps in {seconds:.1f} s, d_loss {d_loss:.3f}"
+                  + ("" if np.isnan(g_loss) else f", g_loss {g_loss:.3f}")
+                  + (f"; dynamic reset: loss variance fell below {cfg.reset_threshold}, G and D "
+                     "are re-initialised after this iteration's trials" if fired else ""))
         self._state["reset_pending"] = fired
         return {"d_steps": done, "d_loss": d_loss, "g_loss": g_loss, "reset": fired,
-                "seconds": time.time() - t0}
+                "seconds": seconds}
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """The D-step budget of one search iteration (epochs, capped by max_steps)."""
+        cfg = self.config
+        steps = cfg.max_epochs_per_iteration * self._steps_per_epoch
+        if cfg.max_steps_per_iteration:
+            steps = min(steps, cfg.max_steps_per_iteration)
+        return steps
 
     # ----- phase 2: rewards ------------------------------------------------------------------
     def child_sampler(self, arch, seed: int):
@@ -332,24 +397,83 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         """Float images in [-1, 1] of the child `arch` (14 tokens) through the shared weights."""
         return draw_images(self.child_sampler(arch, seed), num_images, batch_size)
 
-    def reward(self, arch, seed: int) -> float:
-        """Inception Score of a child architecture (shared weights, evaluation mode)."""
+    def real_statistics(self, resolution: int):
+        """Real-image statistics at `resolution` for the FID reward (computed once, cached)."""
+        cache = self.__dict__.setdefault("_real_stats", {})
+        if resolution not in cache:
+            cfg = self.config
+            cache[resolution] = metrics.real_statistics(
+                cfg.dataset, resolution, self.classifier, cache_dir=cfg.cache_dir,
+                data_dir=cfg.data_dir)
+        return cache[resolution]
+
+    def score(self, arch, seed: int) -> dict:
+        """The reward of a child architecture (shared weights, evaluation mode).
+
+        Returns:
+          {'reward': float, 'inception_score': float, 'fid': float or None}.
+        """
         cfg = self.config
-        sample_fn = self.child_sampler(arch, seed)
-        scores = metrics.score_generator(sample_fn, cfg.reward_images, self.classifier,
+        stats = None
+        if cfg.reward == "fid":
+            stats = self.real_statistics(cfg.resolution(self._state["stage"]))
+        scores = metrics.score_generator(self.child_sampler(arch, seed), cfg.reward_images,
+                                         self.classifier, real_stats=stats,
                                          splits=cfg.reward_splits,
                                          batch_size=cfg.reward_batch_size)
-        return float(scores["is_mean"])
+        is_mean = float(scores["is_mean"])
+        if cfg.reward == "fid":
+            fid = float(scores["fid"])
+            return {"reward": fid_reward(fid), "inception_score": is_mean, "fid": fid}
+        return {"reward": is_mean, "inception_score": is_mean, "fid": None}
+
+    def reward(self, arch, seed: int) -> float:
+        """The reward of a child architecture (see `score`)."""
+        return self.score(arch, seed)["reward"]
+
+    def evaluate_policy(self, search_stage: int) -> dict:
+        """Expected reward of the current policy and of the uniform policy, measured alike.
+
+        Both sets come from `AutoGANOracle.policy_eval_architectures` (paired prefixes) and
+        every architecture is scored on the current shared weights with the same latents.
+        """
+        policy, uniform = self.oracle.policy_eval_architectures()
+        seed = seeds.derive(self.config.seed, "policy_eval", search_stage)
+        t0 = time.time()
+        r_policy = [self.reward(a, seed) for a in policy]
+        r_uniform = [self.reward(a, seed) for a in uniform]
+        out = {"expected_reward_policy": float(np.mean(r_policy)),
+               "expected_reward_uniform": float(np.mean(r_uniform)),
+               "stderr_policy": float(np.std(r_policy, ddof=1) / np.sqrt(len(r_policy)))
+               if len(r_policy) > 1 else None,
+               "stderr_uniform": float(np.std(r_uniform, ddof=1) / np.sqrt(len(r_uniform)))
+               if len(r_uniform) > 1 else None,
+               "rewards_policy": [round(r, 5) for r in r_policy],
+               "rewards_uniform": [round(r, 5) for r in r_uniform],
+               "archs_policy": policy.tolist(), "archs_uniform": uniform.tolist()}
+        self._say(f"stage {self._state['stage']} policy check ({len(r_policy)} architectures "
+                  f"each, same weights and latents, {time.time() - t0:.0f} s): expected reward "
+                  f"{out['expected_reward_policy']:.3f} (policy) vs "
+                  f"{out['expected_reward_uniform']:.3f} (uniform)")
+        return out
 
     def _log_grid(self, tag, arch, step, filename):
         images = self.sample_images(arch, 64, seed=seeds.derive(self.config.seed, "grid_latents"))
         log_image_grid(tag, images, step, os.path.join(self.project_dir, "samples", filename))
 
+    # ----- reporting ---------------------------------------------------------------------------
+    report: Optional[Callable[[str], None]] = None
+    """Where progress lines go (the binary passes `print`); absl logging when None."""
+
+    def _say(self, message: str) -> None:
+        (self.report or logging.info)(message)
+
     # ----- keras-tuner hooks -------------------------------------------------------------------
     def run_trial(self, trial, *args, **kwargs):
         try:
             return self._run_trial(trial)
-        except (data_lib.DatasetError, metrics.ClassifierError, FileNotFoundError) as e:
+        except (data_lib.DatasetError, metrics.ClassifierError, metrics.StatsError,
+                FileNotFoundError) as e:
             raise keras_tuner.errors.FatalError(str(e)) from e
         except tf.errors.ResourceExhaustedError as e:
             raise keras_tuner.errors.FatalError(f"out of memory: {e.message}") from e
@@ -364,47 +488,106 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         stage, iteration = int(hp.get("stage")), int(hp.get("iteration"))
         kind, step = hp.get("kind"), int(hp.get("step"))
         arch = trial_architecture(hp)
+        sharing = self.oracle.config.weight_sharing
         self._grow(stage)
         if kind == CONTROLLER and iteration > self._state["trained_iteration"]:
-            if self._state["reset_pending"]:
-                self._reinitialise()
-            summary = self.train_shared(iteration)
+            if not sharing:  # random search without sharing: this child alone, from scratch
+                self._load_fresh_weights(seeds.derive(self.config.seed, "scratch_init",
+                                                      iteration))
+                self.train_shared(iteration, arch=arch.padded())
+            else:
+                if self._state["reset_pending"]:
+                    self._reinitialise()
+                self.train_shared(iteration)
             self._state["trained_iteration"] = iteration
             self._state["checkpoint"] = self._save_gan()
             self.save()
-            g_loss = summary["g_loss"]
-            print(f"  shared training: {summary['d_steps']} D steps in "
-                  f"{summary['seconds']:.1f} s, d_loss {summary['d_loss']:.3f}"
-                  + ("" if np.isnan(g_loss) else f", g_loss {g_loss:.3f}"), flush=True)
+        if kind == BEAM and step == 0 and self.oracle.config.policy_eval_archs:
+            evals = self._state.setdefault("policy_eval", {})
+            key = str(self.oracle.current_search_stage)
+            if key not in evals:  # once per stage, also when this trial is re-run
+                evals[key] = self.evaluate_policy(self.oracle.current_search_stage)
+                self.save()
         seed = seeds.derive(self.config.seed, "reward_latents", iteration, step, kind == BEAM)
-        r = self.reward(arch.padded(), seed)
-        self._state["rewards"].append([iteration, kind, r])
-        return {"inception_score": r}
+        scores = self.score(arch.padded(), seed)
+        self._state["rewards"].append([iteration, kind, scores["reward"]])
+        out = {REWARDS[self.config.reward]: scores["reward"]}
+        if self.config.reward != "is":
+            out.update(inception_score=scores["inception_score"], fid=scores["fid"])
+        return out
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        self._clock = time.time()
+
+    def _tick(self) -> None:
+        """Adds the wall time since the last tick to the search's total (kept across resumes)."""
+        now = time.time()
+        self._state["seconds"] = self._state.get("seconds", 0.0) + now - getattr(
+            self, "_clock", now)
+        self._clock = now
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)  # the oracle learns from the reward here
+        self._tick()
         hp = trial.hyperparameters
-        n_done = len([t for t in self.oracle.trials.values()
-                      if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED])
+        oracle = self.oracle
+        n_done = len(oracle.end_order)
         score = trial.score
-        print(f"[trial {n_done}/{self.oracle.max_trials}] stage {hp.get('stage')} iteration "
-              f"{hp.get('iteration')} {hp.get('kind')} {hp.get('step')}: arch {hp.get('arch')} "
-              f"IS {score if score is None else round(score, 3)}", flush=True)
+        kind, stage = hp.get("kind"), int(hp.get("stage"))
+        best = self._state.setdefault("best_by_stage", {})
+        key = str(oracle.config.stage_of_iteration(int(hp.get("iteration"))))
+        if score is not None and (best.get(key) is None or score > best[key]):
+            best[key] = float(score)
+        per_iter = oracle.config.trials_per_iteration
+        total = per_iter if kind == CONTROLLER else oracle.config.num_candidates
+        name = "IS" if self.config.reward == "is" else "-ln FID"
+        shown = "failed" if score is None else f"{score:.3f}"
+        self._say(f"[{n_done}/{oracle.max_trials}] stage {stage} it {hp.get('iteration')} "
+                  f"{kind} {int(hp.get('step')) + 1}/{total}: {hp.get('arch')}  "
+                  f"{name} {shown}  (stage best {best.get(key, float('nan')):.3f})")
         with self._writer.as_default():
             t = n_done
             if score is not None:
-                tf.summary.scalar(f"reward/{hp.get('kind')}", score, step=t)
-            m = getattr(self.oracle, "last_update_metrics", None)
-            if m and hp.get("kind") == CONTROLLER and str(m.get("trial_id")) == str(trial.trial_id):
+                tf.summary.scalar(f"reward/{kind}", score, step=t)
+            m = getattr(oracle, "last_update_metrics", None)
+            if m and kind == CONTROLLER and str(m.get("trial_id")) == str(trial.trial_id):
                 for k in ("loss", "baseline", "advantage", "entropy"):
                     if k in m:
                         tf.summary.scalar(f"controller/{k}", float(m[k]), step=t)
             tf.summary.scalar("search/resets", self._state["resets"], step=t)
         self._writer.flush()
+        if oracle.completed_stages > len(self._state.setdefault("stages_reported", [])):
+            self._state["stages_reported"].append(oracle.completed_stages - 1)
+            self._end_of_stage(oracle.completed_stages - 1)
+
+    def _end_of_stage(self, search_stage: int) -> None:
+        """Logs the stage's policy figures to TensorBoard and rewrites the summary."""
+        summary = self.write_summary()
+        rec = summary["policy"][search_stage]
+        with self._writer.as_default():
+            for k in ("entropy_start", "entropy_end", "kl_uniform_start", "kl_uniform_end",
+                      "expected_reward_policy", "expected_reward_uniform"):
+                if rec.get(k) is not None:
+                    tf.summary.scalar(f"policy/{k}", rec[k], step=rec["stage"])
+        self._writer.flush()
+        self._say(summary_lib.format_stage(rec))
 
     def on_search_end(self):
         super().on_search_end()
+        self._tick()
         self.write_top_architectures()
+        self.write_summary()
+
+    def summary(self) -> dict:
+        """The search's summary so far (the contents of summary.json)."""
+        return summary_lib.build_summary(self.oracle, self._state, self.config)
+
+    def write_summary(self) -> dict:
+        """Writes `<project>/summary.json` and the plots; returns the summary."""
+        summary = self.summary()
+        summary_lib.write_summary(self.project_dir, summary)
+        return summary
 
     def write_top_architectures(self) -> str:
         """Writes `<project>/top_architectures.json` (best first, ready for `train`)."""
@@ -419,7 +602,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                        "beams": [self.oracle.top_architectures(s)
                                  for s in range(self.oracle.completed_stages)]}, f, indent=2)
         os.replace(path + ".tmp", path)
-        if entries:
+        if entries and self.oracle.config.weight_sharing:  # else the weights are another's
             with self._writer.as_default():
                 best = ss.Architecture.parse(entries[0]["arch"], allow_partial=True)
                 self._log_grid("samples/best", best.padded(), 0, "best.png")
