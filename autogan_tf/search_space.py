@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 from typing import Sequence
 
@@ -193,6 +194,7 @@ class Architecture:
                 arch = cls(tuple(int(p) for p in parts))
         else:
             try:
+                _check_integers(spec, "architecture")
                 arch = cls(tuple(spec))
             except TypeError as e:
                 raise ArchitectureError(f"cannot parse architecture {spec!r}") from e
@@ -234,6 +236,7 @@ class Architecture:
             data = data["arch"]
         if not isinstance(data, list):
             raise ArchitectureError(f"{source}: 'arch' must be a list of integers, got {data!r}")
+        _check_integers(data, f"{source}: 'arch'")
         return cls(tuple(data))
 
     # ----- views --------------------------------------------------------------------------
@@ -272,6 +275,14 @@ class Architecture:
 
     def __str__(self) -> str:
         return " ".join(str(t) for t in self.tokens)
+
+
+def _check_integers(tokens, source: str) -> None:
+    """Refuses anything but integers: a float token (3.7, even 3.0, as JSON may hold) or a
+    bool is not silently truncated."""
+    for i, t in enumerate(tokens):
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+            raise ArchitectureError(f"{source} token {i} is {t!r}; tokens are integers")
 
 
 def _num_cells(length: int) -> int:

@@ -7,9 +7,12 @@
 
 `--arch` takes a reference name, 14 integers or an architecture JSON (the search's
 `top_architectures.json` gives its best). Writes the run directory described in
-`autogan_tf/train_lib.py` (checkpoints with the EMA generator, the best-by-FID generator in
-`best/`, TensorBoard, sample grids, metrics.jsonl, report.json). Started again with the same
-command after a kill, it resumes from the last checkpoint.
+`autogan_tf/training/train_lib.py` (checkpoints with the EMA generator, the best-by-FID generator
+in `best/`, TensorBoard, sample grids, metrics.jsonl, report.json). Started again with the same
+command after a kill, it resumes from the last intact checkpoint; started with settings that
+change results, it refuses and names them. The dataset, the classifier and the statistics are
+checked before anything is written; one process at a time may use a run directory.
+`--overwrite` moves an earlier run aside (to `<run_dir>.replaced-<time>`) and starts afresh.
 """
 
 from __future__ import annotations
@@ -21,30 +24,30 @@ from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from autogan_tf.cli import common as flag_defs  # noqa: E402,F401
-from autogan_tf.cli import train_flags  # noqa: E402,F401
 from autogan_tf import search_space as ss  # noqa: E402
-from autogan_tf.cli import runner  # noqa: E402
+from autogan_tf.cli import common, model_flags, runner, train_flags  # noqa: E402
+from autogan_tf.training import train_lib  # noqa: E402
+
+__all__ = ["main"]
 
 _ARCH = flags.DEFINE_string("arch", "autogan_cifar10_a", "Name, 14 integers or a JSON file.")
-_RUN_DIR = flags.DEFINE_string("run_dir", "runs/train", "Run directory.")
+_RUN_DIR = common.define_run_dir("runs/train")
+for _module in (model_flags, common, train_flags):  # --help lists them, not only --helpfull
+    flags.adopt_module_key_flags(_module)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    flag_defs.quiet_info_logs()
+    del argv  # no positional arguments (the runner refuses them)
+    common.setup()
     try:
         arch = ss.Architecture.parse(_ARCH.value)
         cfg = train_flags.train_config(arch.tokens)
-    except ValueError as e:
+    except ValueError as e:  # ConfigError, ArchitectureError and the dataclasses' checks
         raise app.UsageError(str(e)) from e
-    from autogan_tf.training import train_lib
-    os.makedirs(_RUN_DIR.value, exist_ok=True)
-    with open(os.path.join(_RUN_DIR.value, "flags.txt"), "w") as f:
-        f.write(flags.FLAGS.flags_into_string())
     print(arch.describe(), flush=True)
-    report = train_lib.train(cfg, _RUN_DIR.value, strategy=flag_defs.make_strategy())
+    report = train_lib.train(cfg, _RUN_DIR.value, strategy=common.make_strategy(),
+                             overwrite=common.OVERWRITE.value,
+                             flags_text=flags.FLAGS.flags_into_string())
     print(json.dumps(report))
 
 

@@ -86,7 +86,7 @@ def test_sngan_generator_is_sngans_resnet_generator():
 
 def test_arch_binary_takes_sngan():
     out = subprocess.run(
-        [sys.executable, "-m", "autogan_tf.arch", "--arch=sngan", "--gf=8", "--df=8"],
+        [sys.executable, "-m", "autogan_tf.arch", "--arch=sngan", "--gf_dim=8", "--df_dim=8"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

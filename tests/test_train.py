@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from autogan_tf import errors
+from autogan_tf import search_space as ss
+from autogan_tf.search import derive_lib
 from autogan_tf.training import train_lib
 from autogan_tf.training.gan import GANConfig
 
@@ -60,11 +63,14 @@ def test_resume_continues_iteration_count_ema_and_optimiser(tmp_path, digits_cac
 
 
 def test_run_dir_of_another_architecture_is_refused(tmp_path, digits_cache):
-    train_lib.Trainer(_cfg(digits_cache), str(tmp_path)).save()
+    train_lib.Trainer(_cfg(digits_cache), str(tmp_path), flags_text="first").save()
     before = (tmp_path / "config.json").read_text()
-    with pytest.raises(train_lib.CheckpointError, match="holds a training run of architecture"):
-        train_lib.Trainer(_cfg(digits_cache, arch="autogan_cifar10_b"), str(tmp_path))
+    with pytest.raises(errors.ConfigError, match=r"arch: saved \[1, 0, 1, 1, 1, 0, 0, 1, 1, 1, "
+                                                 r"0, 1, 0, 3\], now \[1, 0, 1, 1, 1, 0, 1"):
+        train_lib.Trainer(_cfg(digits_cache, arch="autogan_cifar10_b"), str(tmp_path),
+                          flags_text="second")
     assert (tmp_path / "config.json").read_text() == before
+    assert (tmp_path / "flags.txt").read_text() == "first"
 
 
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path, digits_cache):
@@ -75,7 +81,8 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path, digits_cache):
         f.truncate(100)
     with pytest.raises(train_lib.CheckpointError, match="corrupt"):
         train_lib.load_generator_from_checkpoint(prefix)
-    with pytest.raises(train_lib.CheckpointError, match="corrupt"):
+    with pytest.raises(train_lib.CheckpointError, match="cannot restore any checkpoint .*"
+                                                        "ckpt-0: .*corrupt"):
         train_lib.Trainer(_cfg(digits_cache), str(tmp_path))
     with pytest.raises(train_lib.CheckpointError, match="neither a training run directory"):
         train_lib.load_generator_from_checkpoint(str(tmp_path / "nothing"))
@@ -152,6 +159,10 @@ def test_distributed_derive_with_chief_and_two_workers(tmp_path, digits_cache):
     assert sorted(r["candidate"] for r in summary["candidates"]) == [0, 1, 2]
     fids = [r["fid"] for r in summary["candidates"]]
     assert fids == sorted(fids) and summary["best"]["fid"] == fids[0]
+    for r in summary["candidates"]:  # ranked by the generator each keeps: best/
+        best = json.loads((tmp_path / "derive" / f"candidate_{r['candidate']}" / "best" /
+                           "scores.json").read_text())
+        assert (r["fid"], r["inception_score"]) == (best["fid"], best["is_mean"])
     # both workers trained candidates; the chief only handed them out
     worker_trials = [outs[t].count("Deriving candidate") for t in ("tuner0", "tuner1")]
     assert sum(worker_trials) == 3 and min(worker_trials) >= 1
@@ -170,3 +181,98 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path, digits_cache):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(train_lib.CheckpointError, match="of another architecture"):
         train_lib.load_generator_from_checkpoint(prefix)
+
+
+# ----- derivation helpers --------------------------------------------------------------------------
+def test_load_candidates_from_a_search_file_or_specs(tmp_path):
+    a, b = (list(ss.REFERENCE_ARCHS[n]) for n in ("autogan_cifar10_a",
+                                                            "autogan_cifar10_b"))
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps({"architectures": [{"arch": a, "reward": 3.0},
+                                                  {"arch": b, "reward": 2.0}]}))
+    assert [list(x.tokens) for x in derive_lib.load_candidates(str(path))] == [a, b]
+    assert [list(x.tokens) for x in derive_lib.load_candidates(str(path), 1)] == [a]
+    spec = "autogan_cifar10_b; " + " ".join(map(str, a))
+    assert [list(x.tokens) for x in derive_lib.load_candidates(spec)] == [b, a]
+    for content, match in [("{", "malformed candidates file"),
+                           (json.dumps({"architectures": []}), "lists no architectures"),
+                           (json.dumps({"architectures": [{"reward": 1}]}), "entry 0 has no"),
+                           (json.dumps({"architectures": [{"arch": a[:-1] + [3.5]}]}),
+                            "token 13 is 3.5")]:
+        path.write_text(content)
+        with pytest.raises(errors.ArchitectureError, match=match):
+            derive_lib.load_candidates(str(path))
+
+
+def _trial(tid, candidate, arch, status, **metrics):
+    import keras_tuner
+    from keras_tuner.engine.trial import Trial
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("arch", " ".join(map(str, arch)))
+    hp.Fixed("candidate", candidate)
+    t = Trial(hp, trial_id=tid, status=status)
+    for k, v in metrics.items():
+        t.metrics.register(k, direction="min")
+        t.metrics.update(k, v)
+    if status == "FAILED":
+        t.message = "Traceback ...\nFailedTrialError: training run x: d_loss nan"
+    return t
+
+
+class _Oracle:
+    def __init__(self, trials):
+        self.trials = {t.trial_id: t for t in trials}
+
+
+def test_summarise_ranks_by_best_fid_then_is_and_lists_failures():
+    a = list(ss.REFERENCE_ARCHS["autogan_cifar10_a"])
+    oracle = _Oracle([
+        _trial("0", 0, a, "COMPLETED", fid=30.0, inception_score=5.0, final_fid=31.0,
+               final_inception_score=5.0, best_iteration=100.0),
+        _trial("1", 1, a, "COMPLETED", fid=20.0, inception_score=4.0, final_fid=45.0,
+               final_inception_score=4.5, best_iteration=50.0),
+        _trial("2", 2, a, "COMPLETED", fid=20.0, inception_score=6.0, final_fid=21.0,
+               final_inception_score=6.0, best_iteration=100.0),
+        _trial("3", 3, a, "FAILED"),
+        _trial("4", 4, a, "RUNNING"),
+    ])
+    summary = derive_lib.summarise(oracle)
+    # candidate 1's last evaluation (FID 45) was worse than candidate 0's, but the generator
+    # it keeps (FID 20) is better: it ranks by that, and on a tie by the higher IS
+    assert [r["candidate"] for r in summary["candidates"]] == [2, 1, 0]
+    assert summary["best"]["candidate"] == 2 and summary["best"]["final_fid"] == 21.0
+    assert summary["failed"] == [{"candidate": 3, "arch": a,
+                                  "message": ["FailedTrialError: training run x: d_loss nan"]}]
+    table = derive_lib.format_table(summary).splitlines()
+    arch = " ".join(map(str, a))
+    assert table == [
+        "rank  cand   best FID       IS  architecture",
+        f"   1     2     20.000    6.000  {arch}",
+        f"   2     1     20.000    4.000  {arch}",
+        f"   3     0     30.000    5.000  {arch}",
+        f"   -     3     failed           {arch}",
+    ]
+
+
+def test_rank_puts_nonfinite_fids_last():
+    rows = [{"candidate": 0, "fid": float("nan"), "inception_score": 9.0},
+            {"candidate": 1, "fid": 50.0, "inception_score": 1.0},
+            {"candidate": 2, "fid": float("inf"), "inception_score": 9.0}]
+    assert [r["candidate"] for r in derive_lib.rank(rows)] == [1, 0, 2]
+
+
+def test_derive_tuner_reports_the_best_generator_of_a_candidate(tmp_path, digits_cache):
+    cfg = _cfg(digits_cache, max_iterations=4, eval_every=2, checkpoint_every=2)
+    oracle = derive_lib.DeriveOracle(["autogan_cifar10_a"])
+    tuner = derive_lib.build_derive(["autogan_cifar10_a"], cfg, str(tmp_path))
+    derive_lib.run(tuner)
+    summary = derive_lib.summarise(tuner.oracle)
+    lines = [json.loads(x) for x in
+             (tmp_path / "derive" / "candidate_0" / "metrics.jsonl").read_text().splitlines()]
+    best = min(lines, key=lambda r: r["fid"])
+    row = summary["best"]
+    assert (row["fid"], row["inception_score"]) == (best["fid"], best["is_mean"])
+    assert row["best_iteration"] == best["iteration"]
+    assert (row["final_fid"], row["final_inception_score"]) == (lines[-1]["fid"],
+                                                                lines[-1]["is_mean"])
+    assert oracle.max_consecutive_failed_trials == 2

@@ -1,105 +1,200 @@
-"""absl flags shared by the `search` and `train` binaries, and their conversion to configs.
+"""absl flags shared by the `search`, `train` and `derive` binaries, and their conversion to configs.
 
-Only binaries import this module; the library takes the typed configs it builds.
+Every flag that sets a config field takes its default from that config dataclass (`GANConfig`,
+`TrainConfig`, `SharedTrainingConfig`), so the dataclasses hold the only defaults; a flag whose
+default depends on the binary is None ("the config's default"). Only binaries import this
+module; the libraries take the typed configs it builds.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import sys
 from typing import Optional
 
-from absl import flags
+from absl import app, flags
 from absl import logging as absl_logging
 
-__all__ = ["quiet_info_logs", "SEED", "shared_training_config", "gan_config", "make_strategy", "model_sizes"]
+from autogan_tf import data as data_lib
+from autogan_tf.cli import model_flags
+from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.training.gan import GANConfig
+from autogan_tf.training.train_lib import ON_NONFINITE, TrainConfig
 
-DATASET = flags.DEFINE_string("dataset", "digits", "cifar10, stl10, digits (embedded, offline), "
-                              "an image folder or an .npz of uint8 images.")
+__all__ = ["DATASET", "DATA_DIR", "D_BATCH", "G_BATCH", "N_CRITIC", "G_LR", "D_LR", "BETA1",
+           "BETA2", "CLASSIFIER", "CACHE_DIR", "MIXED", "XLA", "SEED", "STRATEGY",
+           "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "ON_NONFINITE_FLAG",
+           "OVERWRITE", "define_run_dir", "setup", "quiet_info_logs", "enable_determinism",
+           "gan_config", "default_bottom_width", "default_classifier", "model_sizes",
+           "make_strategy"]
+
+assert TrainConfig.dataset == SharedTrainingConfig.dataset
+assert TrainConfig.seed == SharedTrainingConfig.seed
+assert TrainConfig.log_every == SharedTrainingConfig.log_every
+assert TrainConfig.on_nonfinite == SharedTrainingConfig.on_nonfinite
+
+DATASET = flags.DEFINE_string(
+    "dataset", TrainConfig.dataset, "cifar10, stl10, digits (embedded, offline), an image folder "
+    "or an .npz of uint8 images.")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-BOTTOM_WIDTH = flags.DEFINE_integer("bottom_width", None, "Generator bottom width (4: 32 px, "
-                                    "6: 48 px, 2: 16 px); default from the dataset.",
-                                    lower_bound=1)
-GF = flags.DEFINE_integer("gf_dim", None, "Generator channels (default 128 in search, 256 in "
-                          "training).", lower_bound=1)
-DF = flags.DEFINE_integer("df_dim", None, "Discriminator channels (default 64 in search, 128 in "
-                          "training).", lower_bound=1)
-LATENT = flags.DEFINE_integer("latent_dim", 128, "Latent size.", lower_bound=1)
-D_BATCH = flags.DEFINE_integer("d_batch_size", 64, "Discriminator batch.", lower_bound=1)
-G_BATCH = flags.DEFINE_integer("g_batch_size", 128, "Generator batch.", lower_bound=1)
-N_CRITIC = flags.DEFINE_integer("n_critic", 5, "D steps per G step.", lower_bound=1)
-G_LR = flags.DEFINE_float("g_lr", 2e-4, "Generator Adam learning rate.", lower_bound=0.0)
-D_LR = flags.DEFINE_float("d_lr", 2e-4, "Discriminator Adam learning rate.", lower_bound=0.0)
-BETA1 = flags.DEFINE_float("beta1", 0.0, "Adam beta_1.", lower_bound=0.0, upper_bound=1.0)
-BETA2 = flags.DEFINE_float("beta2", 0.9, "Adam beta_2.", lower_bound=0.0, upper_bound=1.0)
-CLASSIFIER = flags.DEFINE_string("classifier", None, "'inception' (TF-Hub), 'digits' or a local "
-                                 "SavedModel path; default: digits for the digits dataset, else "
-                                 "inception.")
-CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Cache for the digits classifier and real "
-                                "statistics (default $AUTOGAN_TF_CACHE or ~/.cache/autogan_tf).")
-MIXED = flags.DEFINE_bool("mixed_precision", False, "Build the GAN with mixed_bfloat16.")
-XLA = flags.DEFINE_bool("xla", False, "jit_compile the training steps.")
-SEED = flags.DEFINE_integer("seed", 0, "Seeds everything random.", lower_bound=0)
+D_BATCH = flags.DEFINE_integer("d_batch_size", GANConfig.d_batch_size, "Discriminator batch.",
+                               lower_bound=1)
+G_BATCH = flags.DEFINE_integer("g_batch_size", GANConfig.g_batch_size, "Generator batch.",
+                               lower_bound=1)
+N_CRITIC = flags.DEFINE_integer("n_critic", GANConfig.n_critic, "D steps per G step.",
+                                lower_bound=1)
+G_LR = flags.DEFINE_float("g_lr", GANConfig.g_lr, "Generator Adam learning rate.",
+                          lower_bound=0.0)
+D_LR = flags.DEFINE_float("d_lr", GANConfig.d_lr, "Discriminator Adam learning rate.",
+                          lower_bound=0.0)
+BETA1 = flags.DEFINE_float("beta1", GANConfig.beta_1, "Adam beta_1.", lower_bound=0.0,
+                           upper_bound=1.0)
+BETA2 = flags.DEFINE_float("beta2", GANConfig.beta_2, "Adam beta_2.", lower_bound=0.0,
+                           upper_bound=1.0)
+CLASSIFIER = flags.DEFINE_string(
+    "classifier", None, "'inception' (TF-Hub), 'digits' or a local SavedModel path; default: "
+    "digits for the digits dataset, else inception.")
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None, "Cache for the digits classifier and real statistics (default "
+    "$AUTOGAN_TF_CACHE or ~/.cache/autogan_tf).")
+MIXED = flags.DEFINE_bool("mixed_precision", TrainConfig.mixed_precision,
+                          "Build the GAN with mixed_bfloat16.")
+XLA = flags.DEFINE_bool("xla", GANConfig.jit_compile, "jit_compile the training steps.")
+SEED = flags.DEFINE_integer("seed", TrainConfig.seed, "Seeds everything random.", lower_bound=0)
 STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                              "tf.distribute strategy of the GAN steps.")
-NUM_CPU_REPLICAS = flags.DEFINE_integer("num_cpu_replicas", 0, "With --strategy=mirrored and no "
-                                        "GPU: split the CPU into this many logical devices.",
-                                        lower_bound=0)
-PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
+NUM_CPU_REPLICAS = flags.DEFINE_integer(
+    "num_cpu_replicas", 0, "With --strategy=mirrored and no GPU: split the CPU into this many "
+    "logical devices.", lower_bound=0)
+PROGRESS = flags.DEFINE_bool("progress", TrainConfig.progress, "Show progress bars.")
+LOG_EVERY = flags.DEFINE_integer("log_every", TrainConfig.log_every, "Steps between TensorBoard "
+                                 "loss scalars (generator iterations in training, D steps in "
+                                 "search).", lower_bound=1)
+DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False, "Bit-identical results for the same seed on CPU: deterministic ops, "
+    "one thread per op and oneDNN off (slower; see the README).")
+ON_NONFINITE_FLAG = flags.DEFINE_enum(
+    "on_nonfinite", TrainConfig.on_nonfinite, list(ON_NONFINITE),
+    "When losses or weights turn NaN/Inf: 'restore' the last good checkpoint and go on (the run "
+    "stops after 3 restores without a new good checkpoint), or 'stop' at once.")
+OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Start afresh: after every check has passed, move the run's previous "
+    "state to <dir>.replaced-<time> (nothing is deleted) instead of resuming it.")
+
+
+def define_run_dir(default: str, help_text: str = "Run directory."):
+    """The binary's `--run_dir` flag (its default depends on the binary)."""
+    return flags.DEFINE_string("run_dir", default, help_text)
+
+
+# ----- process setup -------------------------------------------------------------------------
+class _ProjectInfoOnly(logging.Filter):
+    """Passes warnings and errors, and INFO records only from the project's own modules."""
+
+    _MARK = f"{os.sep}autogan_tf{os.sep}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or self._MARK in (record.pathname or "")
 
 
 def quiet_info_logs() -> None:
-    """TensorFlow logs every checkpoint write at INFO; show warnings only, unless the user
-    passed `--verbosity`."""
+    """TensorFlow logs every checkpoint write at INFO (through absl and its own logger): show
+    its warnings only, unless the user passed `--verbosity`. The project's own INFO lines
+    (progress, resumes, restores) stay."""
     if not flags.FLAGS["verbosity"].present:
-        absl_logging.set_verbosity(absl_logging.WARNING)
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
+        handler = absl_logging.get_absl_handler()
+        if not any(isinstance(f, _ProjectInfoOnly) for f in handler.filters):
+            handler.addFilter(_ProjectInfoOnly())
 
 
-def default_bottom_width(dataset: str) -> int:
-    from autogan_tf import data as data_lib
+def enable_determinism() -> None:
+    """Makes TensorFlow's CPU results bit-identical from run to run, at a cost in speed.
+
+    Deterministic op implementations (`enable_op_determinism`) alone do not suffice on CPU:
+    multi-threaded kernels sum partial results in an order that depends on thread timing, and
+    oneDNN's kernels vary from run to run even on one thread. So every op runs on one thread and
+    oneDNN is turned off. TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it is imported:
+    unless it is already "0", the process starts itself again with it set (same command line).
+    Call before TensorFlow runs its first op.
+    """
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+        absl_logging.info("--deterministic: restarting with TF_ENABLE_ONEDNN_OPTS=0")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, sys.orig_argv, dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0"))
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.experimental.enable_op_determinism()
     try:
-        return max(1, data_lib.default_resolution(dataset) // 8)
-    except data_lib.DatasetError:
-        return 4
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as e:
+        raise app.UsageError("--deterministic must take effect before TensorFlow starts: "
+                             f"{e}") from e
 
 
-def model_sizes(search: bool) -> tuple:
-    """(bottom_width, gf, df) from the flags and the binary's defaults."""
-    bw = BOTTOM_WIDTH.value or default_bottom_width(DATASET.value)
-    gf = GF.value or (128 if search else 256)
-    df = DF.value or (64 if search else 128)
-    return bw, gf, df
+def setup() -> None:
+    """What the training and search binaries do first: quiet logs, determinism if asked."""
+    quiet_info_logs()
+    if DETERMINISTIC.value:
+        enable_determinism()
 
 
-def default_classifier() -> str:
-    return CLASSIFIER.value or ("digits" if DATASET.value == "digits" else "inception")
+# ----- flags -> configs ------------------------------------------------------------------------
+def gan_config(base: GANConfig, ema_decay: Optional[float] = None) -> GANConfig:
+    """`base` (the binary's config default) with the GAN flags applied.
 
-
-def gan_config(ema_decay: Optional[float] = None):
-    from autogan_tf.training.gan import GANConfig
+    Args:
+      base: the GAN config of the binary's default config (`TrainConfig().gan` or
+        `SharedTrainingConfig().gan`).
+      ema_decay: the EMA decay flag's value; None keeps `base.ema_decay`.
+    """
     if MIXED.value and not XLA.value:
-        import tensorflow as tf
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
         if not tf.config.list_physical_devices("GPU"):
             absl_logging.warning(
                 "--mixed_precision on a CPU without --xla: TensorFlow has no fast CPU kernel "
                 "for bf16 convolution gradients, so steps can be ten times slower than fp32; "
                 "add --xla")
-    return GANConfig(latent_dim=LATENT.value, g_batch_size=G_BATCH.value,
-                     d_batch_size=D_BATCH.value, n_critic=N_CRITIC.value, g_lr=G_LR.value,
-                     d_lr=D_LR.value, beta_1=BETA1.value, beta_2=BETA2.value,
-                     ema_decay=ema_decay, jit_compile=XLA.value)
+    return dataclasses.replace(
+        base, latent_dim=model_flags.LATENT_DIM.value, g_batch_size=G_BATCH.value,
+        d_batch_size=D_BATCH.value, n_critic=N_CRITIC.value, g_lr=G_LR.value, d_lr=D_LR.value,
+        beta_1=BETA1.value, beta_2=BETA2.value,
+        ema_decay=base.ema_decay if ema_decay is None else ema_decay, jit_compile=XLA.value)
 
 
-def shared_training_config(**overrides):
-    from autogan_tf.search.tuner import SharedTrainingConfig
-    bw, gf, df = model_sizes(search=True)
-    return SharedTrainingConfig(
-        dataset=DATASET.value, data_dir=DATA_DIR.value, bottom_width=bw, gf=gf, df=df,
-        gan=gan_config(), classifier=default_classifier(), cache_dir=CACHE_DIR.value,
-        mixed_precision=MIXED.value, seed=SEED.value, progress=PROGRESS.value, **overrides)
+def default_bottom_width(dataset: str) -> Optional[int]:
+    """The bottom width that gives `dataset`'s default resolution (None if unknown)."""
+    try:
+        return max(1, data_lib.default_resolution(dataset) // 8)
+    except data_lib.DatasetError:
+        return None  # reported by the early dataset check
+
+
+def model_sizes(config_cls) -> tuple:
+    """(bottom_width, gf, df) from the flags; unset: the dataset's and `config_cls`'s."""
+    return model_flags.sizes(config_cls, default_bottom_width(DATASET.value))
+
+
+def default_classifier() -> str:
+    """--classifier, else 'digits' for the digits dataset and the configs' default otherwise."""
+    return CLASSIFIER.value or ("digits" if DATASET.value == "digits" else TrainConfig.classifier)
+
+
+def common_fields(config_cls) -> dict:
+    """The config fields that `search` and `train` set from the same flags."""
+    bw, gf, df = model_sizes(config_cls)
+    return dict(dataset=DATASET.value, data_dir=DATA_DIR.value, bottom_width=bw, gf=gf, df=df,
+                classifier=default_classifier(), cache_dir=CACHE_DIR.value,
+                mixed_precision=MIXED.value, seed=SEED.value, log_every=LOG_EVERY.value,
+                progress=PROGRESS.value, on_nonfinite=ON_NONFINITE_FLAG.value)
 
 
 def make_strategy():
     """The tf.distribute strategy chosen by --strategy (None for the default)."""
-    import tensorflow as tf
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     if STRATEGY.value == "default":
         return None
     if STRATEGY.value == "mirrored":

@@ -59,6 +59,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import TrialStatus
 
+from autogan_tf import rundir
 from autogan_tf import search_space
 from autogan_tf import seeds
 from autogan_tf.search.controller import Controller, Reinforce, policy_statistics
@@ -686,11 +687,18 @@ class AutoGANOracle(keras_tuner.Oracle):
             os.makedirs(os.path.dirname(self._ckpt_path(name)), exist_ok=True)
             self._reinforce.checkpoint().write(self._ckpt_path(name))
             self._ckpt_key, self._ckpt_name = key, name
-        super().save()
+        # keras-tuner's own save truncates the file before writing it: a kill in between left
+        # an empty oracle.json that no resume could read.
+        rundir.write_json(self._get_oracle_fname(), self.get_state(), indent=None)
         # Only now that the JSON names the new checkpoint may older ones go.
         for path in glob.glob(self._ckpt_path(_CKPT_PREFIX + "*")):
             if not os.path.basename(path).startswith(self._ckpt_name + "."):
                 os.remove(path)
+
+    def _save_trial(self, trial):
+        """Writes the trial's JSON atomically (a kill mid-write keeps the previous file)."""
+        rundir.write_json(os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+                          trial.get_state(), indent=None)
 
     def reload(self):
         """Reloads trials and state, restores the controller, and catches up an ended trial.
@@ -735,15 +743,15 @@ class AutoGANOracle(keras_tuner.Oracle):
         (seeded) initialisation.
 
         Raises:
-          ValueError: if the state was written with a different `OracleConfig`.
+          ConfigError: if the state was written with a different `OracleConfig` (naming the
+            fields that differ).
           FileNotFoundError: if the named controller checkpoint is missing.
         """
-        super().set_state(state)
         s = state["autogan"]
-        saved = OracleConfig.from_dict(s["config"])
-        if saved != self._config:
-            raise ValueError(f"the saved search used {saved}, this oracle is configured with "
-                             f"{self._config}; resume with the same configuration")
+        rundir.check_resume(s["config"], self._config.to_dict(), "the saved search",
+                            defaults=OracleConfig().to_dict(),
+                            fix=", or pass --overwrite to move it aside and start afresh")
+        super().set_state(state)
         self._phase = s.get("phase", s["stage"])  # states before single-level search: = stage
         self._new_controller()
         self._iteration = s["iteration"]

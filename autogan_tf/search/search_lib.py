@@ -1,42 +1,68 @@
-"""Runs a whole AutoGAN search: builds the oracle and tuner, runs them, returns its summary."""
+"""Runs a whole AutoGAN search: builds the oracle and tuner, runs them, returns its summary.
+
+`build_search` checks everything before it writes anything: the dataset and the classifier,
+that no other process uses the search directory (it locks it), and that a saved search there
+was started with the same configuration; only then does `--overwrite` move an earlier search
+aside and `run_search` record the flags.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable, Optional
 
+import keras_tuner
 import tensorflow as tf
 
-from autogan_tf import data as data_lib
-from autogan_tf.eval import metrics
+from autogan_tf import rundir
+from autogan_tf.errors import AutoGANError, ClassifierError, DatasetError, SearchError
 from autogan_tf.search import summary as summary_lib
 from autogan_tf.search.oracle import AutoGANOracle, OracleConfig
 from autogan_tf.search.tuner import AutoGANTuner, SharedTrainingConfig, reward_objective
 
-__all__ = ["SearchError", "run_search", "build_search"]
+__all__ = ["SearchError", "run_search", "build_search", "reported_errors"]
 
 
-from autogan_tf.errors import SearchError  # noqa: E402  (re-exported)
-
-
-def _check_inputs(cfg: SharedTrainingConfig) -> None:
+@contextlib.contextmanager
+def reported_errors():
+    """Re-raises the error that stopped a keras-tuner search (which wraps it in a FatalError)
+    when it is one of ours or an `OSError`, so binaries report it in one line; a FatalError
+    of any other cause (a bug) keeps its traceback."""
     try:
-        data_lib.make_dataset(cfg.dataset, cfg.resolution(0), cfg.gan.d_batch_size,
-                              data_dir=cfg.data_dir)
-    except data_lib.DatasetError as e:
-        raise SearchError(str(e)) from e
+        yield
+    except keras_tuner.errors.FatalError as e:
+        cause = e.__cause__
+        if isinstance(cause, (AutoGANError, OSError)):
+            raise cause from None
+        if isinstance(cause, tf.errors.OpError):
+            raise cause from e
+        raise
 
 
 def build_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_dir: str,
                  overwrite: bool = False, strategy: Optional[tf.distribute.Strategy] = None):
-    """The oracle and tuner of a search in `run_dir/search` (resumed unless `overwrite`)."""
-    _check_inputs(train_cfg)
+    """The oracle and tuner of a search in `run_dir/search` (resumed unless `overwrite`).
+
+    The tuner holds the search directory's lock: call `tuner.close()` when done.
+
+    Raises:
+      SearchError: bad inputs (the dataset or the classifier; nothing is written), or a saved
+        state that cannot be read.
+      RunDirError: another process uses the search directory.
+      ConfigError: the saved search was started with other settings (naming them).
+      CheckpointError: the saved shared-GAN checkpoint cannot be restored.
+    """
     oracle = AutoGANOracle(oracle_cfg, objective=reward_objective(train_cfg.reward))
-    try:
-        tuner = AutoGANTuner(oracle, train_cfg, directory=run_dir, project_name="search",
-                             overwrite=overwrite, strategy=strategy)
-    except (metrics.ClassifierError, FileNotFoundError) as e:
-        raise SearchError(str(e)) from e
+    with reported_errors():
+        try:
+            tuner = AutoGANTuner(oracle, train_cfg, directory=run_dir, project_name="search",
+                                 overwrite=overwrite, strategy=strategy)
+        except (DatasetError, ClassifierError) as e:
+            raise SearchError(str(e)) from e
+        except FileNotFoundError as e:  # the controller checkpoint the oracle state names
+            raise SearchError(f"{e}; restore it from a backup, or run the search in another "
+                              "--run_dir") from e
     return oracle, tuner
 
 
@@ -49,9 +75,10 @@ def run_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_di
     Args:
       oracle_cfg, train_cfg: the search's configuration.
       run_dir: the run directory (the search writes `<run_dir>/search/`).
-      overwrite: start afresh instead of resuming.
+      overwrite: move an earlier search aside and start afresh instead of resuming.
       strategy: optional `tf.distribute.Strategy` for the shared GAN.
-      flags_text: the binary's resolved flags, written to `flags.txt`.
+      flags_text: the binary's flags: `flags.txt` of a new search; a resume that differs
+        records them in `flags.resumed-<time>.txt`.
       report: where one-line progress messages go (e.g. `print`); absl logging when None.
       keras_tuner_verbose: 1 shows keras-tuner's own per-trial tables.
 
@@ -61,13 +88,16 @@ def run_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_di
       `project_dir`.
     """
     oracle, tuner = build_search(oracle_cfg, train_cfg, run_dir, overwrite, strategy)
-    tuner.report = report
-    if flags_text is not None:
-        with open(os.path.join(tuner.project_dir, "flags.txt"), "w") as f:
-            f.write(flags_text)
-    tuner.search(verbose=keras_tuner_verbose)
-    path = tuner.write_top_architectures()
-    summary = tuner.write_summary()
+    try:
+        tuner.report = report
+        # A new (or moved-aside) search directory has no flags.txt yet: it gets one.
+        rundir.record_flags(tuner.project_dir, flags_text, resumed=True)
+        with reported_errors():
+            tuner.search(verbose=keras_tuner_verbose)
+        path = tuner.write_top_architectures()
+        summary = tuner.write_summary()
+    finally:
+        tuner.close()
     return dict(summary, architectures=oracle.top_architectures(), top_architectures_file=path,
                 summary_file=os.path.join(tuner.project_dir, summary_lib.SUMMARY_FILE),
                 project_dir=tuner.project_dir)

@@ -17,8 +17,12 @@ final policy and of the uniform policy on the same shared weights with the same 
 `search.summary`) and PNG plots, and reports one line per trial through `report`.
 
 State survives a kill: the tuner's JSON (keras-tuner `get_state`) names the last shared-GAN
-checkpoint, written before the JSON; a trial killed in flight is re-run by keras-tuner and, being
-seeded by its iteration and step, gives the same result.
+checkpoint (relative to the project directory, so a search directory can be moved or copied),
+written before the JSON; a trial killed in flight is re-run by keras-tuner and, being seeded by
+its iteration and step, gives the same result. Before anything is written the tuner checks the
+dataset and the classifier, locks the project directory, and compares a saved search's
+configurations with its own (`RESUME_IGNORED` lists what a resume may change). Losses are
+checked every step and weights before every checkpoint: see `training.finite`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import glob
 import json
 import math
 import os
@@ -39,19 +44,22 @@ import tensorflow as tf
 from absl import logging
 
 from autogan_tf import data as data_lib
-from autogan_tf.eval import metrics
+from autogan_tf import rundir
 from autogan_tf import search_space as ss
-from autogan_tf.nn.discriminator import Discriminator
 from autogan_tf import seeds
+from autogan_tf.errors import AutoGANError, CheckpointError, SearchError
+from autogan_tf.eval import metrics
 from autogan_tf.images import log_image_grid
-from autogan_tf.sampling import LatentSampler, draw_images
-from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.nn.discriminator import Discriminator
 from autogan_tf.nn.generators import SharedGenerator
+from autogan_tf.sampling import LatentSampler, draw_images
 from autogan_tf.search import summary as summary_lib
 from autogan_tf.search.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
+from autogan_tf.training import finite
+from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
 
 __all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "REWARDS",
-           "reward_objective", "fid_reward"]
+           "reward_objective", "fid_reward", "RESUME_IGNORED", "check_inputs"]
 
 REWARDS = {"is": "inception_score", "fid": "fid_reward"}
 """Reward kind -> the keras-tuner objective (metric name) a trial reports."""
@@ -72,6 +80,13 @@ def fid_reward(fid: float) -> float:
     0.69 less), so the controller's learning rate and baseline work unchanged.
     """
     return -math.log(max(float(fid), 1e-6))
+
+RESUME_IGNORED = frozenset({"data_dir", "cache_dir", "log_every", "progress", "on_nonfinite",
+                            "gan.jit_compile"})
+"""SharedTrainingConfig fields a resumed search may change (they do not change results)."""
+
+_CKPT_SUBDIR = "shared_gan"
+_RESUME_FIX = ", or pass --overwrite to move it aside and start afresh"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +114,9 @@ class SharedTrainingConfig:
       seed: seeds initialisation, data order, latents and minibatch architectures.
       log_every: D steps between TensorBoard loss scalars.
       progress: show progress bars.
+      on_nonfinite: 'restore' the shared GAN's state from the start of the iteration when
+        losses or weights turn non-finite (stop after `finite.MAX_RESTORES` in a row), or
+        'stop' at once.
     """
 
     dataset: str = "cifar10"
@@ -123,8 +141,10 @@ class SharedTrainingConfig:
     seed: int = 0
     log_every: int = 50
     progress: bool = True
+    on_nonfinite: str = "restore"
 
     def __post_init__(self):
+        finite.check_policy(self.on_nonfinite)
         positive = ("bottom_width", "gf", "df", "max_epochs_per_iteration", "reward_images",
                     "reward_splits", "reward_batch_size", "reset_window", "log_every")
         for name in positive:
@@ -189,21 +209,56 @@ class DynamicReset:
         self.d_losses.extend(state.get("d_losses", []))
 
 
+def check_inputs(config: SharedTrainingConfig, classifier=None):
+    """Checks the dataset and the classifier before a search writes anything.
+
+    Returns:
+      The loaded classifier.
+
+    Raises:
+      DatasetError, ClassifierError: naming the problem and the fix.
+    """
+    data_lib.check_dataset(config.dataset, config.resolution(2), config.data_dir)
+    return metrics.check_classifier(classifier if classifier is not None else config.classifier,
+                                    config.resolution(2), config.cache_dir)[0]
+
+
+def _load_state(path: str) -> Optional[dict]:
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SearchError(f"{path} is unreadable ({e}); restore it from a backup, or run the "
+                          "search in another --run_dir") from e
+
+
 class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Trains the weight-shared GAN and scores the oracle's child architectures.
+
+    Construction checks the inputs, locks `<directory>/<project_name>`, refuses a saved search
+    of another configuration (naming the fields), and only then reloads or starts one; `close()`
+    releases the lock.
 
     Args:
       oracle: an `AutoGANOracle`.
       config: `SharedTrainingConfig`.
       directory: the run directory; the search writes to `<directory>/<project_name>`.
       project_name: sub-directory name ('search').
-      overwrite: start afresh instead of resuming what the directory holds.
+      overwrite: start afresh: the previous search moves to `<project>.replaced-<time>`.
       strategy: optional `tf.distribute.Strategy` for the shared GAN's data-parallel steps.
+      classifier: an already-loaded `metrics.Classifier` (else loaded from `config.classifier`).
+
+    Raises:
+      RunDirError: another process uses the project directory.
+      ConfigError: the saved search was started with other settings.
+      SearchError, CheckpointError: the saved state or its checkpoint cannot be read.
     """
 
     def __init__(self, oracle: AutoGANOracle, config: SharedTrainingConfig = SharedTrainingConfig(),
                  directory: str = "runs", project_name: str = "search", overwrite: bool = False,
-                 strategy: Optional[tf.distribute.Strategy] = None):
+                 strategy: Optional[tf.distribute.Strategy] = None, classifier=None):
         if not isinstance(oracle, AutoGANOracle):
             raise TypeError("AutoGANTuner needs an AutoGANOracle")
         self.config = config
@@ -212,13 +267,52 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                        "resets": 0, "d_steps": 0, "g_steps": 0, "checkpoint": None,
                        "rewards": []}
         self.reset_detector = DynamicReset(config.reset_window, config.reset_threshold)
-        super().__init__(oracle, directory=directory, project_name=project_name,
-                         overwrite=overwrite)
-        self.classifier = metrics.load_classifier(config.classifier, config.cache_dir)
-        self._build_gan()
+        self.classifier = check_inputs(config, classifier)
+        project = os.path.join(str(directory), project_name)
+        self.guard = finite.NonFiniteGuard(config.on_nonfinite, f"search {project}")
+        self._lock = rundir.RunDirLock(project, "search").acquire()
+        try:
+            if overwrite:
+                rundir.move_aside(project)
+            else:
+                self._check_saved_search(project, oracle)
+            super().__init__(oracle, directory=directory, project_name=project_name,
+                             overwrite=False)
+            self._build_gan()
+            if self._state["checkpoint"]:
+                self._restore(self._state["checkpoint"])
+        except BaseException:
+            self._lock.release()
+            raise
         self._writer = tf.summary.create_file_writer(os.path.join(self.project_dir, "tb"))
-        if self._state["checkpoint"]:
-            self._restore(self._state["checkpoint"])
+
+    def _check_saved_search(self, project: str, oracle: AutoGANOracle) -> None:
+        """Refuses, before anything is written, a saved search of other settings."""
+        tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+        oracle_state = _load_state(os.path.join(project, "oracle.json"))
+        tuner_state = _load_state(os.path.join(project, f"{tuner_id}.json"))
+        for path in glob.glob(os.path.join(project, "trial_*", "trial.json")):
+            _load_state(path)  # readable, or one clear message
+        diffs = []
+        if oracle_state and "autogan" in oracle_state:
+            diffs += rundir.config_differences(oracle_state["autogan"].get("config", {}),
+                                               oracle.config.to_dict())
+        if tuner_state and "config" in tuner_state:
+            names = {d[0] for d in diffs}
+            diffs += [d for d in rundir.config_differences(
+                tuner_state["config"], self.config.to_dict(), RESUME_IGNORED)
+                if d[0] not in names]
+        rundir.refuse_resume(diffs, f"the search in {project}", _RESUME_FIX)
+
+    def close(self) -> None:
+        """Releases the project directory's lock."""
+        self._lock.release()
+
+    def save(self):
+        """keras-tuner's save, each JSON file replaced atomically (never left half-written)."""
+        if not self._is_worker():
+            self.oracle.save()
+        rundir.write_json(self._get_tuner_fname(), self.get_state(), indent=None)
 
     # ----- models -------------------------------------------------------------------------
     def _new_models(self, init_seed: int):
@@ -239,7 +333,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                                   strategy=self.strategy)
         self.trainer.set_stage(self._state["stage"])
         self._checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_items())
-        self._ckpt_dir = os.path.join(self.project_dir, "shared_gan")
+        self._ckpt_dir = os.path.join(self.project_dir, _CKPT_SUBDIR)
         self._make_generate_fn()
 
     def _make_generate_fn(self):
@@ -275,37 +369,124 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     # ----- checkpoints -----------------------------------------------------------------------
     def _save_gan(self) -> str:
+        """Writes the shared GAN's checkpoint; returns its name relative to the project dir.
+
+        Non-finite weights are never written: the NaN/Inf policy first restores the state of
+        the start of the iteration (which is then saved), or raises.
+        """
+        bad = finite.nonfinite_variables(self._gan_variables())
+        if bad:
+            self._nonfinite(f"non-finite weights ({bad[0]}) after the shared training of "
+                            f"iteration {self._state['trained_iteration']}")
         os.makedirs(self._ckpt_dir, exist_ok=True)
-        path = self._checkpoint.write(os.path.join(
-            self._ckpt_dir, f"ckpt-{self._state['trained_iteration']}-{self._state['resets']}"))
-        keep = {path}
+        name = f"ckpt-{self._state['trained_iteration']}-{self._state['resets']}"
+        self._checkpoint.write(os.path.join(self._ckpt_dir, name))
+        self.guard.good_checkpoint()
+        keep = {name}
         old = self._state.get("checkpoint")
         if old:
-            keep.add(old)  # the JSON still names it until the tuner saves
+            keep.add(os.path.basename(old))  # the JSON still names it until the tuner saves
         for f in os.listdir(self._ckpt_dir):
-            prefix = os.path.join(self._ckpt_dir, f.split(".")[0])
-            if prefix not in keep and f.startswith("ckpt-"):
+            if f.startswith("ckpt-") and f.split(".")[0] not in keep:
                 os.remove(os.path.join(self._ckpt_dir, f))
-        return path
+        return f"{_CKPT_SUBDIR}/{name}"
 
-    def _restore(self, path: str):
-        if not tf.io.gfile.exists(path + ".index"):
-            raise FileNotFoundError(
-                f"the search state names the shared-GAN checkpoint {path}, which is missing; "
-                "restart with --overwrite to begin a new search in this directory")
-        self._checkpoint.read(path).assert_existing_objects_matched()
+    def _checkpoint_path(self, stored: str) -> str:
+        """The prefix of a checkpoint the state names: relative to the project directory, or
+        (older states) absolute or relative to the working directory of the first run."""
+        tried = []
+        for p in (os.path.join(self.project_dir, stored), stored,
+                  os.path.join(self._ckpt_dir, os.path.basename(stored))):
+            if p not in tried:
+                tried.append(p)
+            if tf.io.gfile.exists(p + ".index"):
+                return p
+        raise SearchError(
+            f"the search state in {self.project_dir} names the shared-GAN checkpoint "
+            f"{stored}, which is missing (looked for {', '.join(tried)}). Restore it from a "
+            "backup, or run the search in another --run_dir")
+
+    def _restore(self, stored: str):
+        path = self._checkpoint_path(stored)
+        try:
+            self._checkpoint.read(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            raise CheckpointError(
+                f"cannot restore the shared-GAN checkpoint {path}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. It is corrupt or "
+                "from another configuration; restore it from a backup, or run the search in "
+                "another --run_dir") from e
+
+    def _gan_variables(self) -> list:
+        t = self.trainer
+        return (list(t.generator.weights) + list(t.discriminator.weights)
+                + list(t.g_opt.variables) + list(t.d_opt.variables) + [t.rng.state])
+
+    def _snapshot(self) -> None:
+        """Keeps the shared GAN's state (the last good one) in memory."""
+        self._good_state = [v.numpy() for v in self._gan_variables()]
+
+    def _nonfinite(self, problem: str) -> None:
+        """Restores the state of `_snapshot`; then goes on or raises (the NaN/Inf policy)."""
+        for v, value in zip(self._gan_variables(), self._good_state):
+            v.assign(value)
+        self.guard.on_nonfinite(problem, "the shared GAN at the start of this iteration")
+        logging.warning("search %s: %s; restored the shared GAN of the start of the iteration "
+                        "(restore %d of %d in a row)", self.project_dir, problem,
+                        self.guard.restores_in_a_row, finite.MAX_RESTORES)
+
+    def _step_diverged(self, d_loss: float, g_loss: Optional[float], iteration: int,
+                       step: int) -> bool:
+        """False for finite losses; else applies the NaN/Inf policy (restores: True)."""
+        bad = finite.nonfinite_losses({"d_loss": d_loss, "g_loss": g_loss})
+        if not bad:
+            return False
+        values = {"d_loss": d_loss, "g_loss": g_loss}
+        self._nonfinite(", ".join(f"{k} {values[k]}" for k in bad)
+                        + f" at D step {step + 1} of search iteration {iteration}")
+        return True
 
     def get_state(self):
         state = dict(self._state)
         state["reset_windows"] = self.reset_detector.get_state()
-        state["config"] = {k: v for k, v in self.config.to_dict().items() if k != "gan"}
+        state["config"] = self.config.to_dict()
         return state
 
     def set_state(self, state):
+        """Restores the JSON state; a saved config that differs in a field of results (older
+        states lack the GAN settings: those are not compared) is refused.
+
+        Raises:
+          ConfigError: naming each differing field.
+        """
+        saved = state.pop("config", None)
+        if saved is not None:
+            rundir.refuse_resume(
+                rundir.config_differences(saved, self.config.to_dict(), RESUME_IGNORED),
+                f"the search in {self.project_dir}", _RESUME_FIX)
         windows = state.pop("reset_windows", {})
-        state.pop("config", None)
         self._state.update(state)
         self.reset_detector.set_state(windows)
+        if not self._is_worker():
+            self._state["rewards"] = self._ended_rewards()
+
+    def _ended_rewards(self) -> list:
+        """[iteration, kind, reward] of every completed trial, in the order they ended.
+
+        The oracle saves an ended trial before the tuner saves its own state, so after a kill
+        in between the tuner's record would lack that trial (which is not run again): the
+        record is rebuilt from the oracle's trials on every resume.
+        """
+        out = []
+        for trial_id in self.oracle.end_order:
+            t = self.oracle.trials.get(trial_id)
+            if t is None or t.status != keras_tuner.engine.trial.TrialStatus.COMPLETED:
+                continue
+            if t.score is None:
+                continue
+            hp = t.hyperparameters
+            out.append([int(hp.get("iteration")), hp.get("kind"), float(t.score)])
+        return out
 
     # ----- phase 1: shared GAN training ------------------------------------------------------
     @functools.cached_property
@@ -346,6 +527,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
         bar = keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss"],
                                   verbose=1 if cfg.progress else 0)
         fired, d_loss, g_loss, t0, done = False, float("nan"), float("nan"), time.time(), 0
+        self._snapshot()
         with self._writer.as_default():
             for step, real in enumerate(ds.take(steps)):
                 a = archs[step]
@@ -355,6 +537,8 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 if (step + 1) % gan.n_critic == 0:
                     g_loss = g = float(self.trainer.g_step(a))
                     self._state["g_steps"] += 1
+                if self._step_diverged(d_loss, g, iteration, step):
+                    continue
                 done = step + 1
                 if detect and self.reset_detector.update(d_loss, g):
                     fired = True
@@ -472,8 +656,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs):
         try:
             return self._run_trial(trial)
-        except (data_lib.DatasetError, metrics.ClassifierError, metrics.StatsError,
-                FileNotFoundError) as e:
+        except (AutoGANError, OSError) as e:  # search_lib reports the cause in one line
             raise keras_tuner.errors.FatalError(str(e)) from e
         except tf.errors.ResourceExhaustedError as e:
             raise keras_tuner.errors.FatalError(f"out of memory: {e.message}") from e
