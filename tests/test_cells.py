@@ -79,6 +79,12 @@ def test_weight_order_is_unchanged(name):
     assert [v.path for v in _make(name).weights] == _KEYS["weight_order"][name]
 
 
+# Images of restored checkpoints are compared to 2e-5: the fixture was written on another CPU,
+# and TensorFlow's deconvolution kernels round differently from one instruction set to another
+# (1.5e-6 seen); a change to the cells moves images by orders of magnitude more.
+_RESTORE_ATOL = 2e-5
+
+
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_earlier_derived_checkpoint_restores_and_gives_the_same_images(name, golden):
     g = _make(name)
@@ -86,7 +92,7 @@ def test_earlier_derived_checkpoint_restores_and_gives_the_same_images(name, gol
     z = tf.constant(golden["latents"])
     for training in (False, True):
         np.testing.assert_allclose(g(z, training=training).numpy(),
-                                   golden[f"{name}/{training}"], atol=1e-6)
+                                   golden[f"{name}/{training}"], atol=_RESTORE_ATOL)
 
 
 def test_earlier_supernet_checkpoint_restores_and_gives_the_same_images(golden):
@@ -97,12 +103,12 @@ def test_earlier_supernet_checkpoint_restores_and_gives_the_same_images(golden):
         g.set_stage(2)
         for name, arch in ARCHS.items():
             np.testing.assert_allclose(g(z, tf.constant(arch), training=training).numpy(),
-                                       golden[f"shared/{name}/{training}"], atol=1e-6)
+                                       golden[f"shared/{name}/{training}"], atol=_RESTORE_ATOL)
         for stage in (0, 1):
             g.set_stage(stage)
             np.testing.assert_allclose(
                 g(z, tf.constant(ARCHS["post_bn_deconv"]), training=training).numpy(),
-                golden[f"shared/stage{stage}/{training}"], atol=1e-6)
+                golden[f"shared/stage{stage}/{training}"], atol=_RESTORE_ATOL)
 
 
 @pytest.mark.parametrize("index, name", list(enumerate(ARCHS)))
