@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import glob
 import os
+import socket
 import zipfile
 import zlib
 from typing import Iterator
@@ -72,6 +73,8 @@ class DatasetInfo:
         num_images: Number of images in the splits used.
         tfds_name: TFDS builder name, or None for datasets not from TFDS.
         split: TFDS split expression, or None.
+        download_host: Where TFDS downloads the data from (probed before a download, so an
+            offline machine fails at once rather than after minutes of retries).
     """
 
     name: str
@@ -80,11 +83,13 @@ class DatasetInfo:
     num_images: int
     tfds_name: str | None = None
     split: str | None = None
+    download_host: str | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar10": DatasetInfo("cifar10", 32, 32, 50_000, "cifar10", "train"),
-    "stl10": DatasetInfo("stl10", 96, 48, 105_000, "stl10", "train+unlabelled"),
+    "cifar10": DatasetInfo("cifar10", 32, 32, 50_000, "cifar10", "train", "www.cs.toronto.edu"),
+    "stl10": DatasetInfo("stl10", 96, 48, 105_000, "stl10", "train+unlabelled",
+                         "ai.stanford.edu"),
     "digits": DatasetInfo("digits", 8, 16, 1_797),
 }
 
@@ -302,19 +307,34 @@ def _tfds_default_dir() -> str:
     return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
+def _check_reachable(host: str | None, timeout_s: float = 5.0) -> None:
+    """Raises ConnectionError at once when `host` cannot be reached on port 443."""
+    if not host:
+        return
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConnectionError(f"cannot reach {host} ({err})") from err
+
+
 def _tfds_dataset(name: str, data_dir: str | None, download: bool) -> tf.data.Dataset:
     """Loads a TFDS split as a dataset of uint8 images, or raises one clear DatasetError."""
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
     info = DATASETS[name]
+
+    def load(download_now: bool):
+        return tfds.load(info.tfds_name, split=info.split, data_dir=data_dir,
+                         download=download_now, shuffle_files=False)
+
     try:
-        ds = tfds.load(
-            info.tfds_name,
-            split=info.split,
-            data_dir=data_dir,
-            download=download,
-            shuffle_files=False,
-        )
+        try:
+            ds = load(False)
+        except Exception:  # pylint: disable=broad-except  (not prepared in data_dir)
+            if not download:
+                raise
+            _check_reachable(info.download_host)
+            ds = load(True)
     except Exception as err:  # TFDS raises AssertionError, network and import errors here.
         where = data_dir or _tfds_default_dir()
         target = data_dir or "~/tensorflow_datasets"
