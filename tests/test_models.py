@@ -16,7 +16,7 @@ from autogan_tf.nn import stats as model_stats
 from autogan_tf import search_space as ss
 from autogan_tf.errors import ConfigError
 from autogan_tf.nn.cells import CELL_OPS
-from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf.nn.discriminator import DisBlock, Discriminator
 from autogan_tf.nn.generators import (DerivedCell, DerivedGenerator, SearchCell, SharedGenerator,
                                    count_trainable_params, inherit_supernet_weights)
 
@@ -228,6 +228,32 @@ def test_discriminator_grows_with_stage():
         out = d(tf.random.normal([2, res, res, 3]), training=True)
         assert out.shape == (2, 1) and out.dtype == tf.float32
     assert count_trainable_params(d) == n
+
+
+@pytest.mark.parametrize("optimized,downsample,cin", [(True, True, 3), (False, True, 8),
+                                                     (False, False, 8), (False, False, 4)])
+def test_discriminator_block_is_the_sngan_residual_block(optimized, downsample, cin):
+    # Written out as SN-GAN does (bias inside c2, pool after it); the block adds c2's bias on
+    # the shortcut instead, which must give the same sum.
+    b = DisBlock(8, downsample=downsample, optimized=optimized)
+    x = tf.random.stateless_normal([2, 8, 8, cin], seed=[1, 2])
+    b.build(x.shape)
+    for conv in (b.c1, b.c2, b.c_sc):
+        if conv is not None:
+            conv.bias.assign(tf.random.stateless_normal(conv.bias.shape, seed=[3, 4]))
+    pool = lambda t: tf.nn.avg_pool2d(t, 2, 2, "VALID")  # noqa: E731
+    h = x if optimized else tf.nn.relu(x)
+    h = b.c2(tf.nn.relu(b.c1(h)))
+    if downsample:
+        h = pool(h)
+    if optimized:
+        sc = b.c_sc(pool(x))
+    elif b.c_sc is not None:
+        sc = b.c_sc(x)
+        sc = pool(sc) if downsample else sc
+    else:
+        sc = x
+    np.testing.assert_allclose(b(x).numpy(), (h + sc).numpy(), rtol=1e-5, atol=1e-5)
 
 
 # ----- serialisation ---------------------------------------------------------------------------

@@ -54,8 +54,15 @@ class DisBlock(keras.layers.Layer):
         self.c2.build(tuple(input_shape[:-1]) + (self.channels,))
 
     def call(self, x, training=False):
+        # c2's bias is added to the shortcut instead of to c2's output (the same sum: a bias
+        # commutes with the average pool). Written as conv -> bias -> add, the block output
+        # that the next block's ReLU reads and its shortcut also uses makes Grappler's remapper
+        # fuse the add away while it still has a consumer; the pass then fails ("Mutation::
+        # Apply error: fanout ... exist for missing node .../add") and drops every fusion of
+        # the step. This way the pass succeeds (D step about 5% faster on CPU).
         h = x if self.optimized else tf.nn.relu(x)
-        h = self.c2(tf.nn.relu(self.c1(h, training=training)), training=training)
+        h = self.c2(tf.nn.relu(self.c1(h, training=training)), training=training,
+                    add_bias=False)
         if self.downsample:
             h = _downsample(h)
         if self.optimized:
@@ -66,7 +73,7 @@ class DisBlock(keras.layers.Layer):
                 sc = _downsample(sc)
         else:
             sc = x
-        return h + sc
+        return h + tf.nn.bias_add(sc, tf.cast(self.c2.bias.value, sc.dtype))
 
     def get_config(self):
         cfg = super().get_config()

@@ -157,10 +157,11 @@ class SNConv2D(_SpectralNorm, keras.layers.Layer):
                      if self.use_bias else None)
         self._build_u(self.filters)
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, add_bias=True):
+        """`add_bias=False`: the convolution only; the caller adds `self.bias` itself."""
         k = self._normalized_kernel(bool(training))
         y = tf.nn.conv2d(x, k, strides=1, padding="SAME")
-        if self.bias is not None:
+        if self.bias is not None and add_bias:
             y = tf.nn.bias_add(y, tf.cast(self.bias.value, y.dtype))
         return y
 
