@@ -35,6 +35,7 @@ __all__ = [
     "config_differences",
     "check_resume",
     "refuse_resume",
+    "read_json",
     "write_json",
     "write_text",
     "move_aside",
@@ -282,6 +283,21 @@ def write_text(path: str, text: str) -> str:
             pass
         raise
     return path
+
+
+def read_json(path: str, error_cls=ConfigError, fix: str = "use another --run_dir"):
+    """The JSON state at `path`, or None if there is none.
+
+    Raises:
+      error_cls: the file exists but cannot be read or parsed (naming it, and `fix`).
+    """
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise error_cls(f"{path} is unreadable ({e}); restore it from a backup, or {fix}") from e
 
 
 def write_json(path: str, obj, indent: Optional[int] = 1) -> str:

@@ -49,9 +49,7 @@ def main(argv):
     del argv  # no positional arguments (the runner refuses them)
     common.setup()
     if not flags.FLAGS["verbosity"].present:
-        # Without --verbosity: no C++ log lines (e.g. Grappler's) and no retracing notes.
-        # TensorFlow is not imported yet, so this still takes effect.
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        # Without --verbosity: no retracing notes (e.g. of the controller's sampler).
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         tf.get_logger().setLevel("ERROR")
     try:

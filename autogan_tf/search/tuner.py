@@ -224,14 +224,7 @@ def check_inputs(config: SharedTrainingConfig, classifier=None):
 
 
 def _load_state(path: str) -> Optional[dict]:
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise SearchError(f"{path} is unreadable ({e}); restore it from a backup, or run the "
-                          "search in another --run_dir") from e
+    return rundir.read_json(path, SearchError, "run the search in another --run_dir")
 
 
 class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):

@@ -174,15 +174,7 @@ def _first_line(error: Exception, limit: int = 240) -> str:
 
 
 def _read_config(run_dir: str) -> Optional[dict]:
-    path = os.path.join(run_dir, _CONFIG)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is unreadable ({e}); restore it from a backup, or use "
-                              "another --run_dir") from e
+    return rundir.read_json(os.path.join(run_dir, _CONFIG), CheckpointError)
 
 
 def check_inputs(cfg: TrainConfig, classifier=None):
