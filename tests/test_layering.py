@@ -6,6 +6,7 @@ graph (`tools/bazel/gen_build.py`) let each layer be seen only by the layers abo
 """
 
 import importlib.util
+import pathlib
 import os
 import sys
 import textwrap
@@ -179,3 +180,29 @@ def test_a_package_without_a_layer_is_refused_in_the_table():
     assert layering.group_rank("training") < layering.group_rank("search") < layering.group_rank(
         "cli") < layering.group_rank("binaries")
     assert layering.group_rank("misc") is None
+
+
+def test_models_training_eval_and_serving_import_without_keras_tuner():
+    # keras-tuner is the search's dependency only: with it made unimportable, every module
+    # below search/ still imports.
+    import subprocess
+    modules = [m.name for m in layering.scan(pathlib.Path(REPO)).values()
+               if m.group in ("base", "nn", "eval", "training", "serving")
+               and not m.entry_point]
+    code = textwrap.dedent(f"""
+        import importlib, sys
+        sys.modules["keras_tuner"] = None  # `import keras_tuner` now raises ImportError
+        for name in {modules!r}:
+            importlib.import_module(name)
+        print(len({modules!r}))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert int(p.stdout.split()[-1]) == len(modules) >= 25
+    # ... and the search's own modules do need it (the check above can fail).
+    p = subprocess.run([sys.executable, "-c", "import sys; sys.modules['keras_tuner'] = None; "
+                        "import autogan_tf.search.tuner"], cwd=REPO, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+    assert p.returncode != 0 and "keras_tuner" in p.stderr
