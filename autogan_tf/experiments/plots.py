@@ -100,6 +100,8 @@ def reward_curves(path: str, series: Mapping[str, Sequence[tuple]],
         ax.plot(xs, ys, marker="o", markersize=3, color=colour, alpha=0.8, label=label)
     for start in list(stage_starts)[1:]:
         ax.axvline(start - 0.5, color="black", linestyle="--", linewidth=0.8, alpha=0.5)
+    from matplotlib.ticker import MaxNLocator  # pylint: disable=import-outside-toplevel
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("search iteration")
     ax.set_ylabel(ylabel)
     ax.set_title("reward of the sampled architectures per search iteration", fontsize=10)
