@@ -14,7 +14,6 @@ from keras_tuner.engine import trial as trial_lib
 from scipy import stats
 
 from autogan_tf import errors
-from autogan_tf import search_space as ss
 from autogan_tf.experiments import proxy_lib
 from autogan_tf.training import train_lib
 from autogan_tf.training.gan import GANConfig
@@ -186,6 +185,4 @@ def test_binary_errors_are_one_line(tmp_path, digits_cache):
     assert p.returncode == 1
     assert p.stderr.strip().splitlines()[-1].startswith(
         f"proxy: error: {tmp_path / 'search'} holds no keras-tuner trials")
-    p = _proxy_binary([f"--run_dir={tmp_path}", "--num_archs=1", *_TINY_FLAGS], digits_cache)
-    assert p.returncode == 2 and "proxy: usage error" in p.stderr
-    assert ss.ARCH_LENGTH == len(A) == len(B) == len(C)
+    assert "Traceback" not in p.stderr and not (tmp_path / "proxy").exists()

@@ -24,9 +24,9 @@ started with other settings for a cell that ran before, it refuses before runnin
 names the cell. A step that fails is recorded with the end of its log (`<cell>/logs/`), the
 other cells go on, and the runner reports the failures at the end (run it again to retry them).
 
-At the end (and after every cell) the runner writes `results.json` (every cell, and per method
-the mean and standard deviation over seeds), `results.md` (the table, the budgets in its
-header) and two PNG plots: `search_rewards.png` (mean reward per search iteration of the
+After every cell the runner writes `results.json` (every cell, and per method the mean and
+standard deviation over seeds) and `results.md` (the table, the budgets in its header); at the
+end, those and two PNG plots: `search_rewards.png` (mean reward per search iteration of the
 AutoGAN and random searches, every seed) and `final_scores.png` (IS and FID per method, every
 seed shown).
 """
@@ -448,8 +448,15 @@ def format_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_outputs(cfg: CompareConfig, output_dir: str, rows: list, failed: list) -> dict:
+def _write_outputs(cfg: CompareConfig, output_dir: str, rows: list, failed: list,
+                   with_plots: bool = True) -> dict:
+    """Writes results.json and results.md, and the plots unless `with_plots` is False."""
     results = collect_results(cfg, rows, failed, output_dir)
+    if not with_plots:
+        results["table"] = rundir.write_text(os.path.join(output_dir, TABLE_FILE),
+                                             format_table(results))
+        rundir.write_json(os.path.join(output_dir, RESULTS_FILE), results)
+        return results
     series, starts = {}, []
     for r in rows:
         if r.get("reward_by_iteration"):
@@ -524,7 +531,7 @@ def run_compare(cfg: CompareConfig, output_dir: str, executor=None,
                 continue
             say(f"  IS {row['is_mean']:.3f}, FID {row['fid']} ({' '.join(map(str, row['arch']))})")
             rows.append(row)
-            _write_outputs(cfg, output_dir, rows, failed)
+            _write_outputs(cfg, output_dir, rows, failed, with_plots=False)  # the table so far
         results = _write_outputs(cfg, output_dir, rows, failed)
     say(f"results: {results['table']}, {os.path.join(output_dir, RESULTS_FILE)}, "
         f"{results['plots']['search_rewards']}, {results['plots']['final_scores']}")
