@@ -6,6 +6,9 @@ r"""Scores generated images by Inception score and FID and writes a JSON report.
         --classifier=/models/tfgan_inception --dataset=cifar10 --data_dir=/data/tfds \
         --num_images=50000 --output=report.json
     python -m autogan_tf.evaluate --images=samples.npz --dataset=digits
+    python -m autogan_tf.evaluate --write_stats=stats/cifar10_32.npz --dataset=cifar10 \
+        --resolution=32 --classifier=/models/tfgan_inception --data_dir=/data/tfds \
+        --cache_dir=/data/autogan_cache
 
 One image source:
 
@@ -25,6 +28,12 @@ FID needs real statistics: ``--real_stats`` (an ``.npz``) or ``--dataset`` (with
 ``--resolution``, ``--data_dir`` and ``--real_num_images``), computed once and cached under
 ``--cache_dir``. ``--classifier`` defaults to ``digits`` for the digits dataset (given by
 ``--dataset``, or the ``--checkpoint`` run's dataset), else ``inception``.
+
+``--write_stats=<file.npz>`` scores no images: it precomputes the real statistics of
+``--dataset`` at ``--resolution`` (default: the dataset's own) over ``--real_num_images``
+(default: all) with ``--classifier``, caches them under ``--cache_dir`` where training, search
+rewards and evaluations with the same ``--cache_dir`` find them, writes a copy to the file
+(for ``--real_stats``) and prints a JSON line describing them.
 
 The report (``is_mean``, ``is_std``, ``fid`` (null without real statistics), ``num_images``,
 ``classifier``, ``source``, ``real_stats``, ``seed``, ``splits``, ``timings`` in seconds) is
@@ -71,6 +80,9 @@ SPLITS = flags.DEFINE_integer("splits", 10, "Inception score splits.", lower_bou
 SEED = flags.DEFINE_integer("seed", 0, "Latent sequence for --checkpoint and --saved_model.",
                             lower_bound=0)
 OUTPUT = flags.DEFINE_string("output", None, "Also write the JSON report to this file.")
+WRITE_STATS = flags.DEFINE_string("write_stats", None, "Precompute the real statistics of "
+                                  "--dataset (cached under --cache_dir) and write them to this "
+                                  ".npz; scores no images.")
 PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.")
 
 
@@ -83,10 +95,32 @@ def _run_dataset(run_dir: str) -> str | None:
         return None
 
 
+def _write_stats(sources):
+    """--write_stats: the real statistics of --dataset, cached and written to a file."""
+    if sources or REAL_STATS.value:
+        raise app.UsageError("--write_stats computes statistics and scores no images: give it "
+                             "without " + ", ".join(f"--{s}" for s in sources + (
+                                 ["real_stats"] if REAL_STATS.value else [])))
+    if not DATASET.value:
+        raise app.UsageError("--write_stats needs --dataset (whose real images are scored)")
+    if os.path.isdir(WRITE_STATS.value):
+        raise app.UsageError(f"--write_stats={WRITE_STATS.value} is a directory; give a file "
+                             "name")
+    from autogan_tf.eval import evaluate_lib  # pylint: disable=import-outside-toplevel
+
+    config = evaluate_lib.EvalConfig(
+        classifier=CLASSIFIER.value, dataset=DATASET.value, resolution=RESOLUTION.value,
+        data_dir=DATA_DIR.value, real_num_images=REAL_NUM_IMAGES.value,
+        cache_dir=CACHE_DIR.value, batch_size=BATCH_SIZE.value, progress=PROGRESS.value)
+    print(json.dumps(evaluate_lib.write_real_statistics(config, WRITE_STATS.value)))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     sources = [flag.name for flag in (IMAGES, SAVED_MODEL, CHECKPOINT) if flag.value]
+    if WRITE_STATS.value:
+        return _write_stats(sources)
     if len(sources) != 1:
         raise app.UsageError("give exactly one of --images, --saved_model or --checkpoint")
     if REAL_STATS.value and DATASET.value:

@@ -297,19 +297,38 @@ def test_search_usage_errors_are_one_line():
         "num_candidates=6 (see --help)"]
 
 
-@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(REPO_ROOT, "configs"))))
-def test_config_flagfiles_give_valid_configs(name):
-    path = os.path.join(REPO_ROOT, "configs", name)
-    args = FLAGS.read_flags_from_files([f"--flagfile={path}"], force_gnu=False)
-    binary_only = ("--arch=", "--run_dir=")  # flags of the binary modules themselves
+def _check_config_flags(kind, args):
+    """`args` are known flags with values in range that give a valid config of `kind`."""
+    binary_only = ("--arch=", "--run_dir=", "--num_archs=", "--output_dir=")  # the binaries'
     args = [a for a in args if not a.startswith(binary_only)]
     with flagsaver.flagsaver():
         FLAGS(["prog"] + args)  # every flag known, every value in range
-        if name.startswith("search"):
+        if kind == "search":
             assert search_flags.oracle_config().seed == 0
             assert search_flags.shared_training_config().dataset == FLAGS.dataset
         else:
             assert train_flags.train_config(TrainConfig.arch).dataset == FLAGS.dataset
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(REPO_ROOT, "configs"))))
+def test_config_flagfiles_give_valid_configs(name):
+    path = os.path.join(REPO_ROOT, "configs", name)
+    args = FLAGS.read_flags_from_files([f"--flagfile={path}"], force_gnu=False)
+    if not name.startswith("compare"):
+        _check_config_flags("search" if name.startswith("search") else "train", args)
+        return
+    # A comparison: its own flags, then the searches' and the trainings' flags it expands.
+    from autogan_tf import compare  # noqa: F401  (defines the comparison binary's flags)
+    from autogan_tf.experiments import compare_lib
+    with flagsaver.flagsaver():
+        FLAGS(["prog"] + args)
+        search = compare_lib.expand_flags(FLAGS.search_flagfile, FLAGS.search_arg)
+        train = compare_lib.expand_flags(FLAGS.train_flagfile, FLAGS.train_arg)
+        compare_lib.CompareConfig(search_args=search, train_args=train,
+                                  seeds=tuple(int(s) for s in FLAGS.seeds),
+                                  methods=tuple(FLAGS.methods))
+    _check_config_flags("search", search)
+    _check_config_flags("train", train)
 
 
 def test_flag_help_shows_the_config_defaults():

@@ -323,6 +323,37 @@ def test_binary_on_a_saved_model_with_a_classifier_path_and_stats_file(
     assert report["fid"] == pytest.approx(expected["fid"], rel=1e-6)
 
 
+def test_binary_writes_real_statistics_to_the_cache_and_a_file(tmp_path, digits, digits_cache):
+    """--write_stats with --dataset, --resolution, --real_num_images, --cache_dir."""
+    classifier, _ = digits
+    cached = metrics.statistics_path(digits_cache, "digits", 8, DIGITS_ID, 123)
+    if os.path.exists(cached):
+        os.remove(cached)
+    out = tmp_path / "stats" / "digits_8.npz"
+    result = _run_binary([f"--write_stats={out}", "--dataset=digits", "--resolution=8",
+                          "--real_num_images=123", f"--cache_dir={digits_cache}",
+                          "--noprogress"], str(tmp_path / "unused_cache"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["path"] == str(out) and line["cache_file"] == cached
+    assert (line["dataset"], line["resolution"], line["num_images"], line["classifier"]) == (
+        "digits", 8, 123, DIGITS_ID)
+    written = metrics.load_statistics(str(out), DIGITS_ID)
+    from_cache = metrics.load_statistics(cached, DIGITS_ID)
+    np.testing.assert_array_equal(written.mu, from_cache.mu)
+    images = data.load_images("digits", 8, max_images=123)
+    expected = metrics.compute_statistics(metrics.compute_activations(classifier, images)["pool_3"])
+    np.testing.assert_allclose(written.mu, expected.mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(written.sigma, expected.sigma, rtol=1e-4, atol=1e-6)
+    # A training or an evaluation with the same cache finds them instead of computing them.
+    assert metrics.real_statistics("digits", 8, classifier, cache_dir=digits_cache,
+                                   num_images=123).metadata == from_cache.metadata
+    for args, message in (([f"--images={out}"], "scores no images: give it without --images"),
+                          ([], "--write_stats needs --dataset")):
+        bad = _run_binary([f"--write_stats={tmp_path / 'x.npz'}", *args], digits_cache)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-2000:]
+
+
 @pytest.mark.parametrize("case", ["truncated_npz", "nan_npz", "bogus_checkpoint",
                                   "missing_tfds_data_dir", "inception_by_default"])
 def test_binary_errors_are_one_line(tmp_path, digits_cache, case):

@@ -52,13 +52,16 @@ def test_source_tree_keeps_its_layers():
         "autogan_tf.training.gan": "training",
         "autogan_tf.serving.export_lib": "serving",
         "autogan_tf.search.oracle": "search",
+        "autogan_tf.experiments.proxy_lib": "experiments",
+        "autogan_tf.experiments.compare_lib": "experiments",
         "autogan_tf.cli.runner": "cli",
         "autogan_tf.train": "binaries",
         "autogan_tf.search.__main__": "binaries",
     }.items() <= groups.items()
     binaries = {name for name, m in modules.items() if m.group == "binaries"}
     assert {"autogan_tf.arch", "autogan_tf.derive", "autogan_tf.evaluate",
-            "autogan_tf.export", "autogan_tf.train", "autogan_tf.search.__main__"} <= binaries
+            "autogan_tf.export", "autogan_tf.train", "autogan_tf.search.__main__",
+            "autogan_tf.proxy", "autogan_tf.compare"} <= binaries
     assert all(modules[name].entry_point for name in binaries)
     # Imports are read through aliases, `from package import module` and function bodies.
     assert {"autogan_tf.nn.layers", "autogan_tf.search_space"} <= modules[

@@ -128,8 +128,14 @@ def test_search_binary_flags(tmp_path, digits_cache, flags, want):
     assert stages == set(want["stages"])
     if want["reward"] == "fid":
         assert all("fid_reward" in t["metrics"]["metrics"] for t in trials)
+    # The same budget in D steps whatever the sampler and sharing: 3 iterations of at most 4
+    # (the reset window, 500, is never full here); without sharing each iteration's budget
+    # goes to one architecture trained from scratch.
+    assert summary["d_steps"] == 3 * 4
+    # Wall time and resets are reported with dynamic reset on and off (paper 4.3.3).
+    assert summary["dynamic_reset"] is ("--nodynamic_reset" not in flags)
+    assert summary["seconds"] > 0 and summary["resets"] == 0
     if not want["weight_sharing"]:
-        assert summary["d_steps"] == 3 * 4  # each iteration's budget went to one architecture
         assert summary["policy"][0]["expected_reward_policy"] is None
     else:
         assert summary["policy"][-1]["policy_eval_archs"] == 2

@@ -15,6 +15,10 @@ Example::
     report = evaluate_generator(model_generate_fn(generator), generator.latent_dim, config)
     report["is_mean"], report["fid"]
 
+:func:`write_real_statistics` precomputes the real statistics FID needs (of a dataset at one
+resolution, with one classifier): they land in the cache that training, search rewards and
+evaluations read, and in a file for ``--real_stats``.
+
 The report holds ``is_mean``, ``is_std``, ``fid`` (None without real statistics),
 ``num_images``, ``classifier``, ``source``, ``real_stats``, ``seed``, ``splits`` and ``timings``
 in seconds.
@@ -44,6 +48,7 @@ __all__ = [
     "resolve_real_stats",
     "evaluate_generator",
     "evaluate_images",
+    "write_real_statistics",
 ]
 
 
@@ -305,3 +310,58 @@ def _score(
     logging.info("IS %.4f +- %.4f, FID %s over %d images (%s)", report["is_mean"],
                  report["is_std"], report["fid"], report["num_images"], report["classifier"])
     return report
+
+
+# ----------------------------------------------------------------------------- real statistics
+
+
+def write_real_statistics(config: EvalConfig, path: str) -> dict[str, Any]:
+    """Computes (or reads from the cache) the real statistics of ``config.dataset`` and writes
+    them to ``path``.
+
+    The statistics are those training and search rewards use: ``config.dataset`` at
+    ``config.resolution`` (default: the dataset's own), the first ``config.real_num_images``
+    images (default: all), ``config.classifier_spec``'s pool_3 features. They are cached under
+    ``config.cache_dir`` as :func:`autogan_tf.eval.metrics.real_statistics` caches them (so
+    runs with the same ``--cache_dir`` find them) and copied to ``path`` (for ``--real_stats``).
+
+    Args:
+        config: ``dataset`` (required), ``resolution``, ``data_dir``, ``real_num_images``,
+            ``classifier``, ``cache_dir``, ``batch_size``, ``progress``.
+        path: The ``.npz`` to write.
+
+    Returns:
+        ``{'path', 'cache_file', 'dataset', 'resolution', 'num_images', 'classifier',
+        'feature_dim', 'seconds'}``.
+
+    Raises:
+        ConfigError: Without ``config.dataset``.
+        DatasetError, ClassifierError: For the dataset or the classifier.
+    """
+    if not config.dataset:
+        raise ConfigError("Real statistics need a dataset (--dataset).")
+    start = time.perf_counter()
+    resolution = config.resolution or data.default_resolution(config.dataset)
+    data.check_dataset(config.dataset, resolution, config.data_dir)
+    classifier, _, feature_dim = metrics.check_classifier(
+        config.classifier_spec, resolution, config.cache_dir
+    )
+    stats = metrics.real_statistics(
+        config.dataset, resolution, classifier, cache_dir=config.cache_dir,
+        num_images=config.real_num_images, data_dir=config.data_dir,
+        batch_size=config.batch_size, progress=config.progress,
+    )
+    metrics.check_statistics(stats, feature_dim, f"real statistics of {config.dataset}")
+    metrics.save_statistics(path, stats)
+    return {
+        "path": os.path.abspath(path),
+        "cache_file": metrics.statistics_path(config.cache_dir, config.dataset, resolution,
+                                              classifier.classifier_id,
+                                              config.real_num_images),
+        "dataset": config.dataset,
+        "resolution": resolution,
+        "num_images": int(stats.metadata["num_images"]),
+        "classifier": classifier.classifier_id,
+        "feature_dim": int(feature_dim),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
