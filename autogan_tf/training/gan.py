@@ -19,13 +19,9 @@ import tensorflow as tf
 
 from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
+from autogan_tf.training.precision import precision_policy
 
 __all__ = ["GANConfig", "GANTrainer", "precision_policy"]
-
-
-def precision_policy(mixed_precision: bool) -> str:
-    """Keras dtype policy name for models built with or without `mixed_bfloat16`."""
-    return "mixed_bfloat16" if mixed_precision else "float32"
 
 
 @dataclasses.dataclass(frozen=True)
