@@ -1,6 +1,7 @@
 """The binaries' flags: flags -> config (defaults only in the dataclasses), one-line errors and
 exit codes, and each new option through its binary at tiny sizes."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -9,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from absl import flags
+from absl import app, flags
 from absl.testing import flagsaver
 
 from autogan_tf import errors
@@ -17,6 +18,7 @@ from autogan_tf import search_space as ss
 from autogan_tf.cli import common, model_flags, runner, search_flags, train_flags
 from autogan_tf.search.oracle import OracleConfig
 from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.training import precision
 from autogan_tf.training.gan import GANConfig
 from autogan_tf.training.train_lib import TrainConfig
 
@@ -51,9 +53,51 @@ def _last_err(p):
 # ----- flags -> config ----------------------------------------------------------------------------
 def test_unset_flags_give_the_dataclass_defaults():
     arch = TrainConfig.arch
-    assert train_flags.train_config(arch) == TrainConfig()
-    assert search_flags.shared_training_config() == SharedTrainingConfig()
+    with flagsaver.flagsaver(precision="fp32", xla="off"):
+        assert train_flags.train_config(arch) == TrainConfig()
+        assert search_flags.shared_training_config() == SharedTrainingConfig()
     assert search_flags.oracle_config() == OracleConfig()
+    # --precision=auto and --xla=auto (the defaults) differ from them only in what this
+    # machine resolves them to.
+    for cfg, workload in ((train_flags.train_config(arch), precision.DERIVED),
+                          (search_flags.shared_training_config(), precision.SUPERNET)):
+        choice = common.compute_choice(workload)
+        assert cfg.mixed_precision == choice.mixed_precision
+        assert cfg.gan.jit_compile == choice.xla
+        default = TrainConfig() if workload == precision.DERIVED else SharedTrainingConfig()
+        assert cfg == dataclasses.replace(
+            default, mixed_precision=choice.mixed_precision,
+            gan=dataclasses.replace(default.gan, jit_compile=choice.xla))
+
+
+def test_precision_flags_and_their_aliases():
+    with flagsaver.flagsaver(mixed_precision=True):
+        assert common.requested_precision() == "bf16"
+        assert train_flags.train_config(TrainConfig.arch).mixed_precision
+    with flagsaver.flagsaver(mixed_precision=False):
+        assert common.requested_precision() == "fp32"
+    with flagsaver.flagsaver(precision="bf16", mixed_precision=False):
+        with pytest.raises(app.UsageError, match="contradicts --precision=bf16"):
+            common.requested_precision()
+    for value, expected in ((True, True), (False, False), ("on", True), ("off", False)):
+        with flagsaver.flagsaver(xla=value, precision="fp32"):
+            assert search_flags.shared_training_config().gan.jit_compile is expected
+    with flagsaver.flagsaver(precision="bf16", xla="auto"):
+        assert not search_flags.shared_training_config().gan.jit_compile  # never the supernet
+
+
+def test_xla_flag_parses_boolean_and_three_valued_forms():
+    fv = flags.FlagValues()
+    common.define_xla_flag(fv)
+    for argv, expected in ((["--xla"], "on"), (["--noxla"], "off"), (["--xla=auto"], "auto"),
+                           (["--xla=off"], "off"), (["--xla=true"], "on"), ([], "auto")):
+        fv.unparse_flags()
+        fv(["prog"] + argv)
+        assert fv.xla == expected
+        assert fv["xla"].serialize() == f"--xla={expected}"
+    fv.unparse_flags()
+    with pytest.raises(flags.IllegalFlagValueError):
+        fv(["prog", "--xla=sometimes"])
 
 
 def test_binary_dependent_sizes_follow_the_config_and_the_dataset():
@@ -74,7 +118,7 @@ def test_every_train_flag_reaches_the_config():
     values = dict(dataset="digits", data_dir="/d", bottom_width=2, gf_dim=8, df_dim=4,
                   latent_dim=16, d_batch_size=8, g_batch_size=4, n_critic=3, g_lr=1e-3,
                   d_lr=3e-4, beta1=0.5, beta2=0.99, classifier="/c", cache_dir="/k",
-                  xla=True, seed=7, progress=False, log_every=9, on_nonfinite="stop",
+                  xla=True, precision="bf16", seed=7, progress=False, log_every=9, on_nonfinite="stop",
                   max_iter=11, lr_decay=True, ema_decay=0.5, eval_every=5, eval_images=50,
                   real_num_images=30, real_stats="/s.npz", checkpoint_every=2)
     with flagsaver.flagsaver(**values):
@@ -85,8 +129,8 @@ def test_every_train_flag_reaches_the_config():
         gan=GANConfig(latent_dim=16, d_batch_size=8, g_batch_size=4, n_critic=3, g_lr=1e-3,
                       d_lr=3e-4, beta_1=0.5, beta_2=0.99, ema_decay=0.5, jit_compile=True),
         max_iterations=11, lr_decay=True, eval_every=5, eval_images=50, real_num_images=30,
-        classifier="/c", cache_dir="/k", real_stats="/s.npz", checkpoint_every=2, seed=7,
-        log_every=9, progress=False, on_nonfinite="stop")
+        classifier="/c", cache_dir="/k", real_stats="/s.npz", checkpoint_every=2,
+        mixed_precision=True, seed=7, log_every=9, progress=False, on_nonfinite="stop")
 
 
 def test_every_search_flag_reaches_the_configs():

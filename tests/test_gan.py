@@ -41,6 +41,10 @@ def test_one_trace_serves_every_architecture_of_a_stage(rng):
         assert np.isfinite(float(t.g_step(a)))
     assert t.d_step_fn.experimental_get_tracing_count() == 1
     assert t.g_step_fn.experimental_get_tracing_count() == 1
+    for i in range(4):  # the fused iteration: one trace too
+        out = t.train_iteration([real] * 5, archs[5 * i:5 * i + 5])
+        assert np.isfinite(out["d_loss"]) and np.isfinite(out["g_loss"])
+    assert t.iteration_fn.experimental_get_tracing_count() == 1
 
 
 def _derived_trainer(ema=None, seed=0, jit=False, dtype="float32", arch=A):
@@ -92,6 +96,26 @@ def test_train_iteration_runs_n_critic_d_steps_and_is_seeded():
     assert out[0] == out[1]
     with pytest.raises(ValueError, match="need 2 real batches"):
         t.train_iteration(real[:1])
+
+
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_fused_iteration_equals_separate_steps(ema):
+    real = [tf.random.stateless_uniform([4, 16, 16, 3], [i, 1], -1, 1) for i in range(2)]
+    results = []
+    for fused in (False, True):
+        t = _derived_trainer(ema=ema, seed=4)
+        t.fuse_iteration = fused
+        losses = [t.train_iteration(real) for _ in range(2)]
+        nets = [t.generator, t.discriminator] + ([t.ema_generator] if ema else [])
+        results.append((losses, [w.numpy() for n in nets for w in n.weights],
+                        int(t.d_opt.iterations), int(t.g_iterations)))
+    (l0, w0, d0, g0), (l1, w1, d1, g1) = results
+    assert (d0, g0) == (d1, g1) == (4, 2)
+    for a, b in zip(l0, l1):
+        np.testing.assert_allclose([a["d_loss"], a["g_loss"]], [b["d_loss"], b["g_loss"]],
+                                   rtol=1e-5, atol=1e-6)
+    for a, b in zip(w0, w1):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_adam_settings_match_reference():

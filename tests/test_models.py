@@ -312,3 +312,52 @@ def test_checkpoint_round_trip_restores_every_weight(make, tmp_path):
     assert len(tf.train.list_variables(path)) - 1 == len(model.weights)
     for a, b in zip(model.weights, other.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_derived_cell_sums_equal_the_plain_sum_of_biased_convs(monkeypatch):
+    # The cells add the skip and shortcut convs' biases after the sum (for Grappler's
+    # remapper); written as h + conv(x) with each bias inside, the images must be the same.
+    from autogan_tf.nn import cells
+
+    keras.utils.set_random_seed(3)
+    g = DerivedGenerator("autogan_cifar10_a", latent_dim=8, channels=8, bottom_width=2)
+    z = tf.random.stateless_normal([3, 8], seed=[5, 6])
+    g(z)
+    for i, w in enumerate(g.weights):
+        if w.path.endswith("bias"):
+            w.assign(tf.random.stateless_normal(w.shape, seed=[7, i]) * 0.3)
+    ours = g(z, training=True).numpy()
+
+    def plain(h, terms):
+        for conv, x in terms:
+            h = h + conv(x)
+        return h
+
+    monkeypatch.setattr(cells, "_add_convs", plain)
+    np.testing.assert_allclose(ours, g(z, training=True).numpy(), atol=2e-6)
+
+
+_REMAPPER_PROBE = """
+import tensorflow as tf
+from autogan_tf.nn.discriminator import Discriminator
+from autogan_tf.nn.generators import DerivedGenerator
+from autogan_tf.training.gan import GANConfig, GANTrainer
+a = "autogan_cifar10_a"
+make = lambda: DerivedGenerator(a, latent_dim=8, channels=8)
+t = GANTrainer(make(), Discriminator(8), GANConfig(latent_dim=8, d_batch_size=4, g_batch_size=4,
+               n_critic=2, ema_decay=0.9), ema_generator=make())
+t.train_iteration([tf.zeros([4, 32, 32, 3])] * 2)
+print("ok")
+"""
+
+
+def test_training_steps_keep_grapplers_remapper_pass():
+    # A failing remapper pass logs "remapper failed: ... Mutation::Apply error" (C++ log) and
+    # drops every fusion of the step; the derived generator's cell sums once caused it.
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-c", _REMAPPER_PROBE], cwd=repo, capture_output=True,
+                       text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-2000:]
+    assert "remapper failed" not in p.stderr, [ln for ln in p.stderr.splitlines()
+                                               if "remapper" in ln]

@@ -20,15 +20,16 @@ from absl import logging as absl_logging
 from autogan_tf import data as data_lib
 from autogan_tf.cli import model_flags
 from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.training import precision as precision_lib
 from autogan_tf.training.gan import GANConfig
 from autogan_tf.training.train_lib import ON_NONFINITE, TrainConfig
 
 __all__ = ["DATASET", "DATA_DIR", "D_BATCH", "G_BATCH", "N_CRITIC", "G_LR", "D_LR", "BETA1",
-           "BETA2", "CLASSIFIER", "CACHE_DIR", "MIXED", "XLA", "SEED", "STRATEGY",
+           "BETA2", "CLASSIFIER", "CACHE_DIR", "PRECISION", "MIXED", "XLA", "SEED", "STRATEGY",
            "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "ON_NONFINITE_FLAG",
-           "OVERWRITE", "define_run_dir", "setup", "quiet_info_logs", "enable_determinism",
-           "gan_config", "default_bottom_width", "default_classifier", "model_sizes",
-           "make_strategy"]
+           "OVERWRITE", "define_run_dir", "define_xla_flag", "setup", "quiet_info_logs",
+           "enable_determinism", "requested_precision", "compute_choice", "gan_config",
+           "default_bottom_width", "default_classifier", "model_sizes", "make_strategy"]
 
 assert TrainConfig.dataset == SharedTrainingConfig.dataset
 assert TrainConfig.seed == SharedTrainingConfig.seed
@@ -59,9 +60,47 @@ CLASSIFIER = flags.DEFINE_string(
 CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Cache for the digits classifier and real statistics (default "
     "$AUTOGAN_TF_CACHE or ~/.cache/autogan_tf).")
-MIXED = flags.DEFINE_bool("mixed_precision", TrainConfig.mixed_precision,
-                          "Build the GAN with mixed_bfloat16.")
-XLA = flags.DEFINE_bool("xla", GANConfig.jit_compile, "jit_compile the training steps.")
+PRECISION = flags.DEFINE_enum(
+    "precision", "auto", list(precision_lib.PRECISIONS), "Numeric precision of the GAN: 'bf16' "
+    "builds it with mixed_bfloat16 (float32 weights); 'auto' picks bf16 on GPUs with bf16 tensor "
+    "cores and on CPUs with avx512_bf16 or amx_bf16, else fp32, and logs what it chose and why.")
+MIXED = flags.DEFINE_bool(
+    "mixed_precision", None, "Alias: --mixed_precision is --precision=bf16, --nomixed_precision "
+    "is --precision=fp32 (overrides --precision=auto).")
+
+
+class _XlaParser(flags.ArgumentParser):
+    """auto|on|off, and the boolean spellings (so --xla and --noxla keep working)."""
+
+    syntactic_help = "auto|on|off"
+
+    def parse(self, argument):
+        try:
+            return precision_lib.parse_xla(argument)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+
+    def flag_type(self):
+        return "auto|on|off"
+
+
+class _XlaFlag(flags.Flag):
+    """A three-valued flag that also takes the boolean forms --xla and --noxla."""
+
+    def _serialize(self, value):
+        return "" if value is None else f"--{self.name}={value}"
+
+
+def define_xla_flag(flag_values=flags.FLAGS):
+    """Defines `--xla` (auto|on|off; --xla and --noxla too) in `flag_values`."""
+    return flags.DEFINE_flag(_XlaFlag(
+        _XlaParser(), flags.ArgumentSerializer(), "xla", "auto",
+        "XLA-compile the GAN steps: on (--xla), off (--noxla), or auto: on for a derived "
+        "architecture's steps on GPU, off for the supernet's steps and on CPUs (see "
+        "--precision); the choice is logged.", boolean=True), flag_values)
+
+
+XLA = define_xla_flag()
 SEED = flags.DEFINE_integer("seed", TrainConfig.seed, "Seeds everything random.", lower_bound=0)
 STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                              "tf.distribute strategy of the GAN steps.")
@@ -143,26 +182,58 @@ def setup() -> None:
 
 
 # ----- flags -> configs ------------------------------------------------------------------------
-def gan_config(base: GANConfig, ema_decay: Optional[float] = None) -> GANConfig:
+def requested_precision() -> str:
+    """--precision, with --mixed_precision/--nomixed_precision as its alias.
+
+    Raises:
+      app.UsageError: --mixed_precision contradicts an explicit --precision.
+    """
+    precision = PRECISION.value
+    if MIXED.value is None:
+        return precision
+    alias = "bf16" if MIXED.value else "fp32"
+    if precision not in ("auto", alias):
+        raise app.UsageError(f"--{'' if MIXED.value else 'no'}mixed_precision contradicts "
+                             f"--precision={precision}; pass one of them")
+    return alias
+
+
+_CHOICES: dict = {}
+
+
+def compute_choice(workload: str) -> precision_lib.ComputeChoice:
+    """The precision and XLA choice of the flags for `workload` (SUPERNET or DERIVED), resolved
+    on this machine and logged once per process and flag values."""
+    key = (requested_precision(), precision_lib.parse_xla(XLA.value), workload)
+    if key not in _CHOICES:
+        _CHOICES[key] = precision_lib.resolve(*key)
+        what = "search (supernet steps)" if workload == precision_lib.SUPERNET else (
+            "training (derived architecture steps)")
+        precision_lib.log_choice(_CHOICES[key], what)
+    return _CHOICES[key]
+
+
+def _workload(config_cls) -> str:
+    return precision_lib.SUPERNET if config_cls is SharedTrainingConfig else precision_lib.DERIVED
+
+
+def gan_config(base: GANConfig, ema_decay: Optional[float] = None,
+               workload: str = precision_lib.DERIVED) -> GANConfig:
     """`base` (the binary's config default) with the GAN flags applied.
 
     Args:
       base: the GAN config of the binary's default config (`TrainConfig().gan` or
         `SharedTrainingConfig().gan`).
       ema_decay: the EMA decay flag's value; None keeps `base.ema_decay`.
+      workload: `precision.SUPERNET` (search) or `precision.DERIVED` (training): what
+        --xla=auto decides for.
     """
-    if MIXED.value and not XLA.value:
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        if not tf.config.list_physical_devices("GPU"):
-            absl_logging.warning(
-                "--mixed_precision on a CPU without --xla: TensorFlow has no fast CPU kernel "
-                "for bf16 convolution gradients, so steps can be ten times slower than fp32; "
-                "add --xla")
     return dataclasses.replace(
         base, latent_dim=model_flags.LATENT_DIM.value, g_batch_size=G_BATCH.value,
         d_batch_size=D_BATCH.value, n_critic=N_CRITIC.value, g_lr=G_LR.value, d_lr=D_LR.value,
         beta_1=BETA1.value, beta_2=BETA2.value,
-        ema_decay=base.ema_decay if ema_decay is None else ema_decay, jit_compile=XLA.value)
+        ema_decay=base.ema_decay if ema_decay is None else ema_decay,
+        jit_compile=compute_choice(workload).xla)
 
 
 def default_bottom_width(dataset: str) -> Optional[int]:
@@ -188,7 +259,8 @@ def common_fields(config_cls) -> dict:
     bw, gf, df = model_sizes(config_cls)
     return dict(dataset=DATASET.value, data_dir=DATA_DIR.value, bottom_width=bw, gf=gf, df=df,
                 classifier=default_classifier(), cache_dir=CACHE_DIR.value,
-                mixed_precision=MIXED.value, seed=SEED.value, log_every=LOG_EVERY.value,
+                mixed_precision=compute_choice(_workload(config_cls)).mixed_precision,
+                seed=SEED.value, log_every=LOG_EVERY.value,
                 progress=PROGRESS.value, on_nonfinite=ON_NONFINITE_FLAG.value)
 
 

@@ -13,6 +13,7 @@ from autogan_tf.cli import common
 from autogan_tf.errors import ConfigError
 from autogan_tf.search.oracle import OracleConfig
 from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.training import precision
 
 __all__ = ["oracle_config", "shared_training_config"]
 
@@ -101,7 +102,7 @@ def oracle_config() -> OracleConfig:
 def shared_training_config() -> SharedTrainingConfig:
     """The `SharedTrainingConfig` of the flags."""
     return SharedTrainingConfig(
-        gan=common.gan_config(SharedTrainingConfig.gan),
+        gan=common.gan_config(SharedTrainingConfig.gan, workload=precision.SUPERNET),
         max_epochs_per_iteration=EPOCHS.value, max_steps_per_iteration=MAX_STEPS.value,
         reward=REWARD.value, reward_images=REWARD_IMAGES.value,
         reward_splits=REWARD_SPLITS.value,

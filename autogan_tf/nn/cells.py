@@ -446,6 +446,23 @@ class SearchCell(keras.layers.Layer):
 
 
 # ----- the derived cell ------------------------------------------------------------------------
+def _add_convs(h, terms):
+    """`h + sum(conv(x) for conv, x in terms)`, with the convs' biases added last.
+
+    The same sum as adding each conv's output, bias included (up to float rounding). Written
+    as conv -> bias -> add, a sum that the next cell reads twice (its ReLU and its shortcut or
+    skip input) makes Grappler's remapper fuse the add into the conv and then fail ("Mutation::
+    Apply error: fanout ... exist for missing node .../add"), which drops every fusion of the
+    step; with the biases after the sum the pass succeeds.
+    """
+    bias = None
+    for conv, x in terms:
+        h = h + conv.convolution_op(x, tf.cast(conv.kernel, x.dtype))
+        b = tf.cast(conv.bias, h.dtype)
+        bias = b if bias is None else bias + b
+    return tf.nn.bias_add(h, bias)
+
+
 def _derived_names(role, norm: Op, up: Op, sources) -> tuple:
     """(attribute, layer name) of a derived cell's layer: the names of release 0.1."""
     if role[0] in ("block1", "block2"):
@@ -550,14 +567,15 @@ class DerivedCell(keras.layers.Layer):
 
         h = block("block1", x, self.up_op)
         size = int(h.shape[1])
-        for s in self.sources:
-            f = skips[s]
-            h = h + self._layer(("skip", s, "conv"))(
-                self._up(f, size // int(f.shape[1]), ("skip", s, "up")))
+        if self.sources:
+            h = _add_convs(h, [(self._layer(("skip", s, "conv")),
+                                self._up(skips[s], size // int(skips[s].shape[1]),
+                                         ("skip", s, "up"))) for s in self.sources])
         skip_out = h
         out = block("block2", h, None)
         if self.choice.shortcut:
-            out = out + self._layer(("shortcut", "conv"))(self._up(x, 2, ("shortcut", "up")))
+            out = _add_convs(out, [(self._layer(("shortcut", "conv")),
+                                    self._up(x, 2, ("shortcut", "up")))])
         return skip_out, out
 
     def get_config(self):

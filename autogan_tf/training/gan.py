@@ -19,13 +19,9 @@ import tensorflow as tf
 
 from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
+from autogan_tf.training.precision import precision_policy
 
 __all__ = ["GANConfig", "GANTrainer", "precision_policy"]
-
-
-def precision_policy(mixed_precision: bool) -> str:
-    """Keras dtype policy name for models built with or without `mixed_bfloat16`."""
-    return "mixed_bfloat16" if mixed_precision else "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +124,13 @@ class GANTrainer:
         jit = self.config.jit_compile
         self.d_step_fn = tf.function(self._d_step, jit_compile=jit, autograph=False)
         self.g_step_fn = tf.function(self._g_step, jit_compile=jit, autograph=False)
+        self.iteration_fn = tf.function(self._iteration, jit_compile=jit, autograph=False)
+
+    def _iteration(self, reals, z_d, z_g, archs):
+        """n_critic D steps and the G step (with EMA) as one function: the same ops, in the
+        same order, on the same latents as separate `d_step` and `g_step` calls."""
+        d_losses = [self._d_step(real, z, arch) for real, z, arch in zip(reals, z_d, archs)]
+        return tf.stack(d_losses), self._g_step(z_g, archs[-1])
 
     def _gen(self, z, arch, training):
         if self.takes_arch:
@@ -206,13 +209,17 @@ class GANTrainer:
             raise ValueError(f"arch must be int32 [{ss.ARCH_LENGTH}], got shape {arch.shape}")
         return arch
 
-    def d_step(self, real, arch=None) -> tf.Tensor:
-        """One discriminator step on a real batch [d_batch, R, R, 3] in [-1, 1]."""
+    def _real_batch(self, real) -> tf.Tensor:
         real = tf.convert_to_tensor(real, tf.float32)
         if real.shape[0] != self.config.d_batch_size:
             raise ValueError(
                 f"real batch has {real.shape[0]} images, d_batch_size is "
                 f"{self.config.d_batch_size}")
+        return real
+
+    def d_step(self, real, arch=None) -> tf.Tensor:
+        """One discriminator step on a real batch [d_batch, R, R, 3] in [-1, 1]."""
+        real = self._real_batch(real)
         z = self.rng.normal([self.config.d_batch_size, self.config.latent_dim])
         return self.d_step_fn(real, z, self._arch_tensor(arch))
 
@@ -221,17 +228,34 @@ class GANTrainer:
         z = self.rng.normal([self.config.g_batch_size, self.config.latent_dim])
         return self.g_step_fn(z, self._arch_tensor(arch))
 
+    fuse_iteration: bool = True
+    """`train_iteration` runs as one compiled function (False: one call per step)."""
+
     def train_iteration(self, real_batches, archs=None) -> dict:
         """n_critic D steps (one real batch and architecture each) and one G step.
 
-        The G step uses the last D step's architecture, as the reference does.
+        The G step uses the last D step's architecture, as the reference does. The steps run
+        as one compiled function (`iteration_fn`, one trace per stage), with the same latents
+        and results as `d_step` and `g_step` called in turn.
         """
         cfg = self.config
         if len(real_batches) != cfg.n_critic:
             raise ValueError(f"need {cfg.n_critic} real batches, got {len(real_batches)}")
         archs = [None] * cfg.n_critic if archs is None else list(archs)
-        d_loss = None
-        for real, arch in zip(real_batches, archs):
-            d_loss = self.d_step(real, arch)
-        g_loss = self.g_step(archs[-1])
-        return {"d_loss": float(d_loss), "g_loss": float(g_loss)}
+        if not self.fuse_iteration:
+            d_loss = None
+            for real, arch in zip(real_batches, archs):
+                d_loss = self.d_step(real, arch)
+            g_loss = self.g_step(archs[-1])
+            return {"d_loss": float(d_loss), "g_loss": float(g_loss)}
+        d_losses, g_loss = self.iteration_fn(*self.iteration_args(real_batches, archs))
+        return {"d_loss": float(d_losses[-1]), "g_loss": float(g_loss)}
+
+    def iteration_args(self, real_batches, archs) -> tuple:
+        """The arguments of `iteration_fn` (draws the iteration's latents, D steps' first)."""
+        cfg = self.config
+        reals = tuple(self._real_batch(r) for r in real_batches)
+        archs = tuple(self._arch_tensor(a) for a in archs)
+        z_d = tuple(self.rng.normal([cfg.d_batch_size, cfg.latent_dim]) for _ in reals)
+        z_g = self.rng.normal([cfg.g_batch_size, cfg.latent_dim])
+        return reals, z_d, z_g, archs
