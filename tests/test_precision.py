@@ -94,6 +94,19 @@ def test_explicit_choices_win_and_slow_ones_are_warned_about():
         P.resolve("auto", "auto", "inference")
 
 
+def test_without_onednn_native_bf16_is_not_fast_and_auto_takes_fp32():
+    # --deterministic turns oneDNN off (TF_ENABLE_ONEDNN_OPTS=0); TensorFlow's own bf16 CPU
+    # kernels are then slow, native bf16 or not.
+    spr = P.DeviceInfo(P.parse_cpuinfo(SAPPHIRE_RAPIDS), onednn=False)
+    assert spr.cpu.native_bf16 and not spr.fast_cpu_bf16
+    c = P.resolve("auto", "auto", P.DERIVED, device=spr)
+    assert (c.precision, c.xla) == ("fp32", False) and "oneDNN off" in c.reason
+    c = P.resolve("bf16", "off", P.DERIVED, device=spr)
+    assert "oneDNN kernels are off" in c.warning
+    assert [P.onednn_enabled(e) for e in ({}, {"TF_ENABLE_ONEDNN_OPTS": "0"},
+                                          {"TF_ENABLE_ONEDNN_OPTS": "1"})] == [True, False, True]
+
+
 def test_parse_xla_spellings():
     assert [P.parse_xla(v) for v in (True, False, "auto", "ON", "off", "true", "0", "yes")] == [
         "on", "off", "auto", "on", "off", "on", "off", "on"]

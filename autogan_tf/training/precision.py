@@ -32,7 +32,8 @@ from absl import logging
 
 __all__ = ["PRECISIONS", "XLA_MODES", "SUPERNET", "DERIVED", "GENERATION", "CpuInfo",
            "GpuInfo", "DeviceInfo", "ComputeChoice", "parse_cpuinfo", "read_cpuinfo",
-           "detect_device", "resolve", "log_choice", "precision_policy", "parse_xla"]
+           "detect_device", "onednn_enabled", "resolve", "log_choice", "precision_policy",
+           "parse_xla"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 XLA_MODES = ("auto", "on", "off")
@@ -142,10 +143,17 @@ class DeviceInfo:
 
     cpu: CpuInfo
     gpus: tuple = ()
+    onednn: bool = True
 
     @property
     def kind(self) -> str:
         return "gpu" if self.gpus else "cpu"
+
+    @property
+    def fast_cpu_bf16(self) -> bool:
+        """Native bf16 on the CPU and oneDNN on: TensorFlow's bf16 CPU kernels are oneDNN's
+        (with TF_ENABLE_ONEDNN_OPTS=0, as `--deterministic` sets, they are slow again)."""
+        return self.cpu.native_bf16 and self.onednn
 
     def describe(self) -> str:
         if self.gpus:
@@ -155,7 +163,15 @@ class DeviceInfo:
             return f"GPU {g.name}{more} (compute capability {cc})"
         name = self.cpu.model_name or "CPU"
         bf16 = ", ".join(self.cpu.bf16_flags) or f"no native bf16, {self.cpu.vector_isa}"
-        return f"{name} ({bf16}, {os.cpu_count()} cores)"
+        onednn = "" if self.onednn else ", oneDNN off"
+        return f"{name} ({bf16}, {os.cpu_count()} cores{onednn})"
+
+
+def onednn_enabled(environ=None) -> bool:
+    """Whether TensorFlow's oneDNN CPU kernels are on (the default on x86 Linux, unless
+    TF_ENABLE_ONEDNN_OPTS=0)."""
+    environ = os.environ if environ is None else environ
+    return environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip() not in ("0", "false", "False")
 
 
 def detect_device(cpuinfo_path: str = "/proc/cpuinfo") -> DeviceInfo:
@@ -171,7 +187,7 @@ def detect_device(cpuinfo_path: str = "/proc/cpuinfo") -> DeviceInfo:
         cc = details.get("compute_capability")
         gpus.append(GpuInfo(details.get("device_name", dev.name),
                             tuple(cc) if cc is not None else None))
-    return DeviceInfo(read_cpuinfo(cpuinfo_path), tuple(gpus))
+    return DeviceInfo(read_cpuinfo(cpuinfo_path), tuple(gpus), onednn_enabled())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,8 +229,11 @@ def _auto_precision(device: DeviceInfo) -> tuple:
         if all(g.native_bf16 for g in device.gpus):
             return "bf16", "GPU with bf16 tensor cores"
         return "fp32", "GPU without bf16 tensor cores (compute capability < 8.0)"
-    if device.cpu.native_bf16:
+    if device.fast_cpu_bf16:
         return "bf16", f"CPU with {' and '.join(device.cpu.bf16_flags)}"
+    if device.cpu.native_bf16:
+        return "fp32", ("CPU with native bf16 but oneDNN off (TF_ENABLE_ONEDNN_OPTS=0, as "
+                        "--deterministic sets): no fast bf16 kernels")
     return "fp32", f"CPU without native bf16 ({device.cpu.vector_isa})"
 
 
@@ -223,7 +242,7 @@ def _auto_xla(device: DeviceInfo, precision: str, workload: str) -> tuple:
         return False, "the supernet's step compiles every branch of every cell under XLA"
     if device.gpus:
         return True, "XLA fuses a fixed generator's steps on GPU"
-    if precision == "bf16" and not device.cpu.native_bf16:
+    if precision == "bf16" and not device.fast_cpu_bf16:
         return True, "bf16 gradients on this CPU are fast only through XLA"
     return False, "oneDNN's CPU kernels beat XLA's here"
 
@@ -263,10 +282,11 @@ def resolve(precision: str = "auto", xla="auto", workload: str = DERIVED,
     else:
         jit = xla == "on"
     warning = None
-    if not device.gpus and chosen == "bf16" and not device.cpu.native_bf16 and not jit:
-        warning = ("bf16 on a CPU without native bf16 and without XLA: convolution gradients "
-                   "have no fast kernel here (tens of times slower than fp32); use "
-                   "--precision=auto or fp32")
+    if not device.gpus and chosen == "bf16" and not device.fast_cpu_bf16 and not jit:
+        what = ("a CPU without native bf16" if not device.cpu.native_bf16 else
+                "a CPU whose oneDNN kernels are off (TF_ENABLE_ONEDNN_OPTS=0)")
+        warning = (f"bf16 on {what} and without XLA: convolution gradients have no fast "
+                   "kernel here (tens of times slower than fp32); use --precision=auto or fp32")
     elif not device.gpus and jit and workload == SUPERNET:
         warning = "XLA compiles the supernet's step for minutes on CPU; --xla=auto leaves it off"
     return ComputeChoice(chosen, jit, "; ".join(reasons), (precision, xla), warning)
