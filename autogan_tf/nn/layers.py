@@ -4,9 +4,18 @@ Spectrally normalised convolution and dense layers (one power iteration per trai
 SN-GAN), instance normalisation without affine parameters, nearest and bilinear resizing, the
 stride-2 deconvolution, and the initialisers that match the reference implementation. Which of
 these a generator cell may choose is the op table's business (`nn/cells.py`).
+
+Batch norm under a `tf.distribute` strategy: in training, a data-parallel step normalises with
+the statistics of the global batch. `apply_batch_norm` all-reduces them across replicas itself
+(`cross_replica_moments`); the supernet, whose batch norms sit inside `tf.switch_case` branches
+where no synchronisation point may be, computes them outside its branches and passes them in
+(`nn/cells.py`). Keras's own `synchronized=True` is not used: it all-reduces wherever the layer
+is called, which fails inside a branch.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -20,6 +29,10 @@ __all__ = [
     "conv_initializer",
     "bias_initializer",
     "batch_norm",
+    "batch_norm_needs_sync",
+    "cross_replica_moments",
+    "apply_batch_norm",
+    "from_first_replica",
     "conv2d",
     "conv1x1",
     "deconv2x2",
@@ -38,13 +51,102 @@ def bias_initializer():
 def batch_norm(name: str, dtype=None) -> keras.layers.BatchNormalization:
     """Batch norm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5).
 
-    The scale starts at N(1, 0.02) as in the reference's `weights_init`. Built inside a
-    `tf.distribute` strategy's scope, it synchronises batch statistics across replicas, so a
-    data-parallel step normalises with the statistics of the global batch.
+    The scale starts at N(1, 0.02) as in the reference's `weights_init`. Call it through
+    `apply_batch_norm`, which synchronises the batch statistics across the replicas of a
+    `tf.distribute` strategy (the layer itself never does: see the module docstring).
     """
     return keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
-        synchronized=tf.distribute.has_strategy(), name=name, dtype=dtype)
+        name=name, dtype=dtype)
+
+
+def batch_norm_needs_sync(training) -> bool:
+    """True in training inside a replica function of a `tf.distribute` strategy: batch norm
+    must then use the statistics of the global batch, all-reduced across replicas."""
+    return (bool(training) and tf.distribute.has_strategy()
+            and not tf.distribute.in_cross_replica_context())
+
+
+def cross_replica_moments(x: tf.Tensor, enabled=None) -> tuple:
+    """Per-channel float32 mean and (biased) variance of NHWC `x` over all replicas' batches.
+
+    Two passes, as `tf.nn.moments`: the all-reduced sum and count give the mean, then the
+    all-reduced sum of squared deviations gives the variance. Gradients flow to every
+    replica's input (the all-reduce's gradient is an all-reduce), so a step equals a
+    single-device step on the global batch. Every replica must call it at the top level of
+    its replica function (not inside a `tf.cond` or `tf.switch_case` branch); outside a
+    replica context it is `tf.nn.moments` of `x`.
+
+    Args:
+      x: NHWC tensor with a static channel count.
+      enabled: optional scalar bool tensor; where False the local sums are skipped (zeros are
+        all-reduced) and the moments are meaningless: for a caller whose branch needs none.
+    """
+    xf = tf.cast(x, tf.float32)
+    axes = [0, 1, 2]
+    if not batch_norm_needs_sync(True):
+        return tf.nn.moments(xf, axes)
+    c = xf.shape[-1]
+    if c is None:
+        raise ValueError(f"cross_replica_moments needs a static channel count, got {x.shape}")
+    ctx = tf.distribute.get_replica_context()
+    sum_op = tf.distribute.ReduceOp.SUM
+
+    def when_enabled(fn, size):
+        if enabled is None:
+            return fn()
+        return tf.cond(enabled, fn, lambda: tf.zeros([size], tf.float32))
+
+    def local_sum():
+        count = tf.cast(tf.reduce_prod(tf.shape(xf)[:-1]), tf.float32)
+        return tf.concat([tf.reduce_sum(xf, axes), count[None]], 0)
+
+    sums = ctx.all_reduce(sum_op, when_enabled(local_sum, c + 1))
+    count = tf.maximum(tf.stop_gradient(sums[c]), 1.0)
+    mean = sums[:c] / count
+    centred = tf.stop_gradient(mean)  # as tf.nn.moments: d var / d mean is 0 at the mean
+    squares = ctx.all_reduce(sum_op, when_enabled(
+        lambda: tf.reduce_sum(tf.math.squared_difference(xf, centred), axes), c))
+    return mean, squares / count
+
+
+def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, training,
+                     moments: Optional[tuple] = None) -> tf.Tensor:
+    """`layer(x, training=training)`, with the global batch's statistics under a strategy.
+
+    In training inside a replica function, the batch statistics are `moments` if given (the
+    caller all-reduced them), else `cross_replica_moments(x)` (so the call must then be at
+    the top level of the replica function); the result and the moving-statistics update are
+    those of Keras's layer with these statistics. Elsewhere this is the layer's own call.
+    """
+    if not batch_norm_needs_sync(training):
+        return layer(x, training=training)
+    mean, variance = moments if moments is not None else cross_replica_moments(x)
+    m = layer.momentum
+    moving_mean = tf.cast(layer.moving_mean.value, tf.float32)
+    moving_variance = tf.cast(layer.moving_variance.value, tf.float32)
+    layer.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
+    layer.moving_variance.assign(moving_variance * m + variance * (1.0 - m))
+    y = tf.nn.batch_normalization(
+        tf.cast(x, tf.float32), mean, variance, offset=tf.cast(layer.beta.value, tf.float32),
+        scale=tf.cast(layer.gamma.value, tf.float32), variance_epsilon=layer.epsilon)
+    return tf.cast(y, layer.compute_dtype)
+
+
+def from_first_replica(x: tf.Tensor) -> tf.Tensor:
+    """The value of integer or float `x` on replica 0, on every replica of a replica function.
+
+    The supernet takes the architecture from replica 0, so all replicas run the same path even
+    if the tasks of a multi-worker run were to choose differently. Outside a replica function
+    (or with one replica) it returns `x`.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if (not tf.distribute.has_strategy() or ctx is None or ctx.num_replicas_in_sync == 1):
+        return x
+    first = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), tf.float32)
+    # float32 holds small integers exactly, and every all-reduce implementation takes it
+    return tf.cast(ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(x, tf.float32) * first),
+                   x.dtype)
 
 
 def conv2d(filters: int, name: str, dtype=None, kernel_size: int = 3) -> keras.layers.Conv2D:
