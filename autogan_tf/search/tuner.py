@@ -348,7 +348,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
             for a, b in zip(src.weights, dst.weights):
                 b.assign(a)
         for opt in (self.trainer.g_opt, self.trainer.d_opt):
-            lr = float(opt.learning_rate)
+            lr = float(opt.learning_rate.numpy())
             for v in opt.variables:
                 v.assign(tf.zeros(v.shape, v.dtype))
             opt.learning_rate.assign(lr)

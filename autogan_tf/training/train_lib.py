@@ -365,7 +365,7 @@ class Trainer:
 
     @property
     def iteration(self) -> int:
-        return int(self.trainer.g_iterations)
+        return int(self.trainer.g_iterations.numpy())  # .numpy(): also a MirroredVariable's
 
     def ckpt_variables(self) -> list:
         """Every variable a checkpoint holds (models, optimisers, EMA)."""
@@ -457,7 +457,7 @@ class Trainer:
         if not math.isfinite(scores["fid"]):
             logging.warning("FID %s at generator iteration %d: best/ is kept as it was",
                             scores["fid"], self.iteration)
-        elif scores["fid"] < float(self.best_fid):
+        elif scores["fid"] < float(self.best_fid.numpy()):
             self.best_fid.assign(scores["fid"])
             os.makedirs(os.path.join(self.run_dir, "best"), exist_ok=True)
             self.best_ckpt.write(os.path.join(self.run_dir, "best", "ema_generator"))
@@ -507,7 +507,7 @@ class Trainer:
                 with self.writer.as_default():
                     tf.summary.scalar("train/d_loss", losses["d_loss"], step=i)
                     tf.summary.scalar("train/g_loss", losses["g_loss"], step=i)
-                    tf.summary.scalar("train/g_lr", float(self.trainer.g_opt.learning_rate),
+                    tf.summary.scalar("train/g_lr", float(self.trainer.g_opt.learning_rate.numpy()),
                                       step=i)
             bar.update(i, [("d_loss", losses["d_loss"]), ("g_loss", losses["g_loss"])])
             if i % cfg.eval_every == 0 or i == cfg.max_iterations:
@@ -522,7 +522,7 @@ class Trainer:
         self.writer.flush()
         report = {"arch": list(cfg.arch), "iterations": self.iteration,
                   "started_at_iteration": start, "final": last_eval,
-                  "best_fid": float(self.best_fid),
+                  "best_fid": float(self.best_fid.numpy()),
                   "seconds": round(time.time() - t0, 1),
                   "seconds_per_iteration": round((time.time() - t0)
                                                  / max(1, self.iteration - start), 3)}
