@@ -39,10 +39,10 @@ that exists only in the test.
 
 Under a `tf.distribute` strategy, batch norm in training uses the statistics of the global
 batch. A synchronisation point may not sit inside a `tf.switch_case` branch, so in a replica
-function the supernet splits each conv block at its norm step: one switch runs the steps before
-the norm, the statistics of that tensor are all-reduced outside any branch
-(`layers.cross_replica_moments`), and a second switch runs the norm (with those statistics, for
-an op with `batch_stats`) and the steps after it. Outside a strategy the blocks are one switch
+function the supernet splits each conv block at its norm step: the steps before the norm run
+first (those of the chosen conv kind), the statistics of their result are all-reduced outside
+any branch (`layers.cross_replica_moments_many`), and a switch runs the norm (with those
+statistics, for an op with `batch_stats`) and the steps after it. Outside a strategy the blocks are one switch
 each, as before. A new norm op that normalises with batch statistics sets `batch_stats=True`
 and takes `moments=(mean, variance)` in `apply`.
 
@@ -428,41 +428,58 @@ class SearchCell(keras.layers.Layer):
             for op in self.ops.up])
 
     def _synced_block(self, name, inputs, conv, norm, up, training):
-        """A conv block split at its norm, the batch statistics all-reduced between the two
-        switches (module docstring). `up` is None for the second block."""
+        """A conv block split at its norm, the batch statistics all-reduced between the parts
+        (module docstring). `up` is None for the second block.
+
+        Each conv kind's steps before the norm run only when that kind is chosen (else zeros
+        of their static shape stand in), so every tensor keeps a static shape; one all-reduce
+        per pass serves the statistics of every kind.
+        """
         ops = self.ops
-        ups = ops.up if up is not None else (None,)
-        up_index = up if up is not None else 0
+        upsample = up is not None
+        ups = ops.up if upsample else (None,)
+        up_index = up if upsample else 0
 
         def lookup(kind, norm_op, up_op):
             return lambda role: self._layer((name,) + role, kind, norm_op, up_op)
 
-        def head(kind, up_op):
+        heads = []
+        for k, kind in enumerate(ops.conv):
             steps = kind.steps[:kind.steps.index("norm")]
-            return conv_block(inputs, kind, None, up_op, lookup(kind, None, up_op), training,
-                              steps=steps)
+            if not steps:  # the norm reads the block input
+                heads.append(inputs)
+                continue
+            shape = _block_build_shapes(kind, tuple(inputs.shape), self.channels,
+                                        upsample)[("norm",)]
 
-        # Branches of different conv kinds give different shapes (the pre-activation norm
-        # reads the block input); the tail restores the static shape of its own kind.
-        t = _switch(conv * len(ups) + up_index, [
-            (lambda k=k, u=u: head(k, u)) for k, u in itertools.product(ops.conv, ups)])
+            def head(kind=kind, steps=steps):
+                def run(up_op):
+                    return conv_block(inputs, kind, None, up_op, lookup(kind, None, up_op),
+                                      training, steps=steps)
+                if "up" not in steps or not upsample:
+                    return run(None)
+                return _switch(up_index, [(lambda u=u: run(u)) for u in ups])
+
+            def stand_in(shape=shape):
+                return tf.zeros(tf.concat([tf.shape(inputs)[:1], shape[1:]], 0), inputs.dtype)
+
+            heads.append(tf.cond(tf.equal(conv, k), head, stand_in))
+        moments = [None] * len(heads)
         stats_norms = [i for i, op in enumerate(ops.norm) if op.batch_stats]
-        moments = None
         if stats_norms:
             needed = tf.reduce_any(tf.equal(norm, tf.constant(stats_norms, norm.dtype)))
-            moments = L.cross_replica_moments(t, needed)
+            moments = L.cross_replica_moments_many(
+                heads, [tf.logical_and(needed, tf.equal(conv, k)) for k in range(len(heads))])
 
-        def tail(kind, norm_op, up_op):
-            shape = _block_build_shapes(kind, tuple(inputs.shape), self.channels,
-                                        up is not None)[("norm",)]
-            return conv_block(tf.ensure_shape(t, shape), kind, norm_op, up_op,
-                              lookup(kind, norm_op, up_op), training,
-                              steps=kind.steps[kind.steps.index("norm"):],
-                              moments=moments if norm_op.batch_stats else None)
+        def tail(k, norm_op, up_op):
+            kind = ops.conv[k]
+            return conv_block(heads[k], kind, norm_op, up_op, lookup(kind, norm_op, up_op),
+                              training, steps=kind.steps[kind.steps.index("norm"):],
+                              moments=moments[k] if norm_op.batch_stats else None)
 
         return _switch((conv * len(ops.norm) + norm) * len(ups) + up_index, [
             (lambda k=k, n=n, u=u: tail(k, n, u))
-            for k, n, u in itertools.product(ops.conv, ops.norm, ups)])
+            for k, n, u in itertools.product(range(len(ops.conv)), ops.norm, ups)])
 
     def call(self, x, skips=(), choice=None, training=False):
         training = bool(training)

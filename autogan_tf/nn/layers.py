@@ -15,6 +15,7 @@ is called, which fails inside a branch.
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import keras
@@ -31,6 +32,7 @@ __all__ = [
     "batch_norm",
     "batch_norm_needs_sync",
     "cross_replica_moments",
+    "cross_replica_moments_many",
     "apply_batch_norm",
     "from_first_replica",
     "conv2d",
@@ -71,43 +73,64 @@ def cross_replica_moments(x: tf.Tensor, enabled=None) -> tuple:
     """Per-channel float32 mean and (biased) variance of NHWC `x` over all replicas' batches.
 
     Two passes, as `tf.nn.moments`: the all-reduced sum and count give the mean, then the
-    all-reduced sum of squared deviations gives the variance. Gradients flow to every
-    replica's input (the all-reduce's gradient is an all-reduce), so a step equals a
-    single-device step on the global batch. Every replica must call it at the top level of
-    its replica function (not inside a `tf.cond` or `tf.switch_case` branch); outside a
-    replica context it is `tf.nn.moments` of `x`.
+    all-reduced sum of squared deviations gives the variance. Gradients reach every replica's
+    input (an all-reduce's gradient is an all-reduce), so with per-replica losses that sum to
+    the global loss a step equals a single-device step on the global batch. Every replica must
+    call it at the top level of its replica function (not inside a `tf.cond` or
+    `tf.switch_case` branch); outside a replica function it is `tf.nn.moments` of `x`.
 
     Args:
       x: NHWC tensor with a static channel count.
       enabled: optional scalar bool tensor; where False the local sums are skipped (zeros are
         all-reduced) and the moments are meaningless: for a caller whose branch needs none.
     """
-    xf = tf.cast(x, tf.float32)
+    return cross_replica_moments_many([x], [enabled])[0]
+
+
+def cross_replica_moments_many(xs, enabled) -> list:
+    """`cross_replica_moments` of several tensors with one all-reduce per pass.
+
+    Args:
+      xs: NHWC tensors with static channel counts.
+      enabled: one optional scalar bool tensor (or None) per tensor.
+    """
+    xs = [tf.cast(x, tf.float32) for x in xs]
     axes = [0, 1, 2]
     if not batch_norm_needs_sync(True):
-        return tf.nn.moments(xf, axes)
-    c = xf.shape[-1]
-    if c is None:
-        raise ValueError(f"cross_replica_moments needs a static channel count, got {x.shape}")
+        return [tf.nn.moments(x, axes) for x in xs]
+    sizes = [x.shape[-1] for x in xs]
+    if None in sizes:
+        raise ValueError(f"cross-replica moments need static channel counts, got "
+                         f"{[x.shape for x in xs]}")
     ctx = tf.distribute.get_replica_context()
-    sum_op = tf.distribute.ReduceOp.SUM
 
-    def when_enabled(fn, size):
-        if enabled is None:
-            return fn()
-        return tf.cond(enabled, fn, lambda: tf.zeros([size], tf.float32))
+    def all_reduce(fns):
+        parts = []
+        for fn, on, size in zip(fns, enabled, [s + 1 for s in sizes]):
+            fn = functools.partial(_padded, fn, size)
+            parts.append(fn() if on is None else
+                         tf.cond(on, fn, lambda size=size: tf.zeros([size], tf.float32)))
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.concat(parts, 0))
+        return tf.split(total, [s + 1 for s in sizes])
 
-    def local_sum():
-        count = tf.cast(tf.reduce_prod(tf.shape(xf)[:-1]), tf.float32)
-        return tf.concat([tf.reduce_sum(xf, axes), count[None]], 0)
+    def local_sum(x):
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        return tf.concat([tf.reduce_sum(x, axes), count[None]], 0)
 
-    sums = ctx.all_reduce(sum_op, when_enabled(local_sum, c + 1))
-    count = tf.maximum(tf.stop_gradient(sums[c]), 1.0)
-    mean = sums[:c] / count
-    centred = tf.stop_gradient(mean)  # as tf.nn.moments: d var / d mean is 0 at the mean
-    squares = ctx.all_reduce(sum_op, when_enabled(
-        lambda: tf.reduce_sum(tf.math.squared_difference(xf, centred), axes), c))
-    return mean, squares / count
+    sums = all_reduce([functools.partial(local_sum, x) for x in xs])
+    counts = [tf.maximum(tf.stop_gradient(s[-1]), 1.0) for s in sums]
+    means = [s[:-1] / n for s, n in zip(sums, counts)]
+    # As in tf.nn.moments, the mean is a constant in the second pass: d var / d mean is 0 there.
+    squares = all_reduce([
+        functools.partial(lambda x, m: tf.reduce_sum(tf.math.squared_difference(x, m), axes),
+                          x, tf.stop_gradient(m)) for x, m in zip(xs, means)])
+    return [(m, q[:-1] / n) for m, q, n in zip(means, squares, counts)]
+
+
+def _padded(fn, size):
+    """fn()'s vector, padded with zeros to `size` (the second pass has no count entry)."""
+    v = fn()
+    return tf.pad(v, [[0, size - v.shape[0]]])
 
 
 def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, training,
