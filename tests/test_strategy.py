@@ -196,3 +196,124 @@ def test_num_cpu_replicas_needs_the_mirrored_strategy(tmp_path):
     assert ("train: usage error: --num_cpu_replicas=2 needs --strategy=mirrored "
             "(got --strategy=multi_worker)") in p.stderr
     assert not os.path.exists(tmp_path / "r")
+
+
+# ----- the binaries under a strategy -------------------------------------------------------------
+TRAIN = ["-m", "autogan_tf.train", "--flagfile=configs/train_tiny.cfg"]
+SEARCH = ["-m", "autogan_tf.search", "--flagfile=configs/search_tiny.cfg"]
+MIRRORED = ["--strategy=mirrored", "--num_cpu_replicas=2"]
+TRAIN_STEPS = [1, 2, 3, 4]  # generator iterations of configs/train_tiny.cfg
+
+
+def _assert_same_losses(got, want, tags, steps, rtol=1e-4, atol=1e-5):
+    for tag in tags:
+        a, b = _series(got, tag, steps), _series(want, tag, steps)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=tag)
+        assert np.ptp(b) > 1e-3, (tag, b)  # the losses move: the comparison means something
+
+
+@pytest.mark.slow
+def test_mirrored_train_matches_single_device_resumes_and_exports(tmp_path, digits_cache):
+    single, mirrored = tmp_path / "single", tmp_path / "mirrored"
+    cache = f"--cache_dir={digits_cache}"
+    report = _ok(_run(TRAIN + [f"--run_dir={single}", cache]))
+    assert report["iterations"] == 4
+    # Two replicas: 2 iterations, resumed under the strategy to 3, then without one to 4.
+    parts = [_ok(_run(TRAIN + [f"--run_dir={mirrored}", cache, *flags]))
+             for flags in ([*MIRRORED, "--max_iter=2"], [*MIRRORED, "--max_iter=3"],
+                           ["--max_iter=4"])]
+    assert [(r["started_at_iteration"], r["iterations"]) for r in parts] == [(0, 2), (2, 3),
+                                                                             (3, 4)]
+    # Same global batch, batch norm synchronised: the losses of every iteration match, also
+    # those after restoring the strategy's checkpoints (in a run with and without one).
+    _assert_same_losses(tb_losses(str(mirrored / "tb")), tb_losses(str(single / "tb")),
+                        ("train/d_loss", "train/g_loss"), TRAIN_STEPS)
+    assert parts[-1]["final"]["fid"] == pytest.approx(report["final"]["fid"], rel=1e-3)
+
+    # The strategy-trained run exports, and its SavedModel scores as its checkpoint does.
+    p = _run(["-m", "autogan_tf.export", f"--checkpoint={mirrored}",
+              f"--export_dir={tmp_path / 'export'}"])
+    assert p.returncode == 0, p.stderr[-3000:]
+    saved_model = p.stdout.split("Exported SavedModel: ")[1].split()[0]
+    scores = {}
+    for name, source in (("checkpoint", f"--checkpoint={mirrored}"),
+                         ("saved_model", f"--saved_model={saved_model}")):
+        out = tmp_path / f"eval_{name}.json"
+        p = _run(["-m", "autogan_tf.evaluate", source, "--dataset=digits", "--classifier=digits",
+                  cache, "--num_images=100", "--splits=2", f"--output={out}"])
+        assert p.returncode == 0, p.stderr[-3000:]
+        scores[name] = json.loads(out.read_text())
+    assert 1.0 < scores["checkpoint"]["is_mean"] < 10.0
+    for key in ("is_mean", "fid"):
+        assert scores["saved_model"][key] == pytest.approx(scores["checkpoint"][key], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_mirrored_search_matches_single_device(tmp_path, digits_cache):
+    runs = {}
+    for name, flags in (("single", []), ("mirrored", MIRRORED)):
+        result = _ok(_run(SEARCH + [f"--run_dir={tmp_path / name}",
+                                    f"--cache_dir={digits_cache}", *flags]))
+        assert (result["d_steps"], result["g_steps"]) == (12, 6)
+        assert os.path.exists(tmp_path / name / "search" / "top_architectures.json")
+        runs[name] = tb_losses(str(tmp_path / name / "search" / "tb"))
+    # The first iteration (4 D steps, 2 G steps; a G loss is logged at every D step) trains
+    # the same architectures from the same initial controller: the losses match.
+    _assert_same_losses(runs["mirrored"], runs["single"], ("shared/d_loss",), [1, 2, 3, 4])
+    _assert_same_losses(runs["mirrored"], runs["single"], ("shared/g_loss",), [2, 4])
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _checkpoint_values(run_dir):
+    prefix = tf.train.latest_checkpoint(os.path.join(run_dir, "ckpt"))
+    reader = tf.train.load_checkpoint(prefix)
+    return os.path.basename(prefix), {
+        name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)
+        if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+
+
+@pytest.mark.slow
+def test_multi_worker_train_chief_and_worker_agree(tmp_path, digits_cache):
+    chief_port, worker_port = _free_ports(2)
+    cluster = {"chief": [f"127.0.0.1:{chief_port}"], "worker": [f"127.0.0.1:{worker_port}"]}
+    cmd = [sys.executable] + TRAIN + [f"--run_dir={tmp_path / 'run'}",
+                                      f"--cache_dir={digits_cache}", "--strategy=multi_worker"]
+    procs = {}
+    for task in ("chief", "worker"):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": task, "index": 0}})
+        procs[task] = subprocess.Popen(cmd, cwd=REPO_ROOT, env=_env(TF_CONFIG=tf_config),
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = {}
+    try:
+        for task, p in procs.items():
+            outs[task] = p.communicate(timeout=900)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+    for task, p in procs.items():
+        assert p.returncode == 0, f"{task}:\n{outs[task][1][-4000:]}"
+        assert json.loads(outs[task][0].strip().splitlines()[-1])["iterations"] == 4
+    # The chief writes --run_dir, the worker its own copy; both hold the same weights.
+    chief_dir, worker_dir = tmp_path / "run", tmp_path / "run-worker-0"
+    assert sorted(os.listdir(tmp_path)) == ["run", "run-worker-0"]
+    chief_name, chief = _checkpoint_values(str(chief_dir))
+    worker_name, worker = _checkpoint_values(str(worker_dir))
+    assert chief_name == worker_name == "ckpt-4" and chief.keys() == worker.keys()
+    assert len(chief) > 50
+    for name, value in chief.items():
+        np.testing.assert_allclose(worker[name], value, rtol=1e-6, atol=1e-7, err_msg=name)
+    # One worker without TF_CONFIG (one replica) sees the same global batches: same losses.
+    _ok(_run(TRAIN + [f"--run_dir={tmp_path / 'one'}", f"--cache_dir={digits_cache}",
+                      "--strategy=multi_worker"]))
+    _assert_same_losses(tb_losses(str(chief_dir / "tb")), tb_losses(str(tmp_path / "one" / "tb")),
+                        ("train/d_loss", "train/g_loss"), TRAIN_STEPS)

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from autogan_tf.errors import ConfigError
 
-__all__ = ["STRATEGIES", "make_strategy", "is_chief", "task_dir", "describe"]
+__all__ = ["STRATEGIES", "make_strategy", "is_chief", "task_dir", "barrier", "describe"]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -94,6 +94,15 @@ def task_dir(path: str, strategy: Optional[tf.distribute.Strategy]) -> str:
         return path
     task_type, task_id = _task(strategy)
     return f"{path.rstrip('/')}-{task_type}-{task_id}"
+
+
+def barrier(strategy: Optional[tf.distribute.Strategy]) -> None:
+    """Waits until every task of a multi-worker cluster gets here (a no-op otherwise), so that
+    no task leaves while the others still run: a task whose peers have gone cannot finish."""
+    if _task(strategy)[0] is None:
+        return
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(tf.function(lambda: tf.constant(1.0))), axis=None)
 
 
 def describe(strategy: Optional[tf.distribute.Strategy]) -> dict:

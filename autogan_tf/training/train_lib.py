@@ -49,9 +49,10 @@ from autogan_tf.images import log_image_grid
 from autogan_tf.nn.discriminator import Discriminator
 from autogan_tf.nn.generators import DerivedGenerator
 from autogan_tf.sampling import LatentSampler, draw_images
-from autogan_tf.training import finite
+from autogan_tf.training import distribute, finite
 from autogan_tf.training.finite import ON_NONFINITE
-from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.training.gan import (GANConfig, GANTrainer, check_global_batches,
+                                     precision_policy)
 
 __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
            "load_generator_from_checkpoint", "build_generator", "check_inputs",
@@ -220,7 +221,8 @@ class Trainer:
 
     Raises:
       RunDirError: `run_dir` is used by another process, or holds something else.
-      ConfigError: `run_dir` holds a run whose configuration differs (naming the fields).
+      ConfigError: `run_dir` holds a run whose configuration differs (naming the fields), or
+        a batch size does not split evenly over the strategy's replicas.
       CheckpointError: no checkpoint of the run can be restored.
       DatasetError, ClassifierError, StatsError: from `check_inputs`.
     """
@@ -231,6 +233,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
+        check_global_batches(cfg.gan, self.strategy.num_replicas_in_sync)
         self._classifier, self._real_stats = check_inputs(cfg, classifier)
         self.guard = finite.NonFiniteGuard(cfg.on_nonfinite, f"training run {run_dir}")
         self._lock = rundir.RunDirLock(run_dir, "training run").acquire()
@@ -535,11 +538,14 @@ def train(cfg: TrainConfig, run_dir: str, strategy=None, classifier=None,
     """Trains (or resumes) one derived architecture in `run_dir`; returns the report.
 
     Everything is checked before anything is written (see `Trainer`); the run directory is
-    locked until training ends.
+    locked until training ends. Under a multi-worker strategy every task calls this with a
+    run directory of its own (`distribute.task_dir`) and it returns when all have finished.
     """
     with Trainer(cfg, run_dir, strategy=strategy, classifier=classifier, overwrite=overwrite,
                  flags_text=flags_text) as trainer:
-        return trainer.train()
+        report = trainer.train()
+    distribute.barrier(strategy)  # multi-worker: every task has finished
+    return report
 
 
 def _find_run(path: str):
