@@ -213,7 +213,7 @@ def _assert_same_losses(got, want, tags, steps, rtol=1e-4, atol=1e-5):
 
 
 @pytest.mark.slow
-def test_mirrored_train_matches_single_device_resumes_and_exports(tmp_path, digits_cache):
+def test_mirrored_train_and_derive_match_single_device_resume_and_export(tmp_path, digits_cache):
     single, mirrored = tmp_path / "single", tmp_path / "mirrored"
     cache = f"--cache_dir={digits_cache}"
     report = _ok(_run(TRAIN + [f"--run_dir={single}", cache]))
@@ -229,6 +229,13 @@ def test_mirrored_train_matches_single_device_resumes_and_exports(tmp_path, digi
     _assert_same_losses(tb_losses(str(mirrored / "tb")), tb_losses(str(single / "tb")),
                         ("train/d_loss", "train/g_loss"), TRAIN_STEPS)
     assert parts[-1]["final"]["fid"] == pytest.approx(report["final"]["fid"], rel=1e-3)
+    # derive trains its candidate (the flagfile's architecture) as train does, here mirrored.
+    derived = tmp_path / "derived"
+    _ok(_run(["-m", "autogan_tf.derive", "--candidates=autogan_cifar10_c",
+              "--flagfile=configs/train_tiny.cfg", f"--run_dir={derived}", cache, *MIRRORED]))
+    _assert_same_losses(tb_losses(str(derived / "derive" / "candidate_0" / "tb")),
+                        tb_losses(str(single / "tb")), ("train/d_loss", "train/g_loss"),
+                        TRAIN_STEPS)
 
     # The strategy-trained run exports, and its SavedModel scores as its checkpoint does.
     p = _run(["-m", "autogan_tf.export", f"--checkpoint={mirrored}",
