@@ -19,9 +19,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from autogan_tf.training import distribute
+from autogan_tf.errors import ConfigError
+from autogan_tf.training import distribute, gan
+from autogan_tf.training.gan import GANConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = ["-m", "autogan_tf.train", "--flagfile=configs/train_tiny.cfg"]
+SEARCH = ["-m", "autogan_tf.search", "--flagfile=configs/search_tiny.cfg"]
+MIRRORED = ["--strategy=mirrored", "--num_cpu_replicas=2"]
+TRAIN_STEPS = [1, 2, 3, 4]  # generator iterations of configs/train_tiny.cfg
 
 
 def _env(**extra):
@@ -198,11 +204,21 @@ def test_num_cpu_replicas_needs_the_mirrored_strategy(tmp_path):
     assert not os.path.exists(tmp_path / "r")
 
 
+def test_gan_settings_must_fit_the_replicas(tmp_path, digits_cache):
+    p = _run(["-m", "autogan_tf.train", "--flagfile=configs/train_tiny.cfg", "--d_batch_size=15",
+              f"--cache_dir={digits_cache}", f"--run_dir={tmp_path / 'r'}", *MIRRORED],
+             timeout=300)
+    assert p.returncode == 1
+    assert ("train: error: d_batch_size 15 is the global batch and must split evenly over the "
+            "2 replicas; choose a multiple of 2") in p.stderr
+    assert not os.path.exists(tmp_path / "r")
+    gan.check_replicas(GANConfig(d_batch_size=16, g_batch_size=32, jit_compile=True), 1)
+    with pytest.raises(ConfigError, match="XLA .--xla. compiles each step for one device and "
+                                          "cannot run on 2 replicas"):
+        gan.check_replicas(GANConfig(d_batch_size=16, g_batch_size=32, jit_compile=True), 2)
+
+
 # ----- the binaries under a strategy -------------------------------------------------------------
-TRAIN = ["-m", "autogan_tf.train", "--flagfile=configs/train_tiny.cfg"]
-SEARCH = ["-m", "autogan_tf.search", "--flagfile=configs/search_tiny.cfg"]
-MIRRORED = ["--strategy=mirrored", "--num_cpu_replicas=2"]
-TRAIN_STEPS = [1, 2, 3, 4]  # generator iterations of configs/train_tiny.cfg
 
 
 def _assert_same_losses(got, want, tags, steps, rtol=1e-4, atol=1e-5):

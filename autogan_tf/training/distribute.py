@@ -22,10 +22,11 @@ from __future__ import annotations
 from typing import Optional
 
 import tensorflow as tf
+from absl import logging
 
 from autogan_tf.errors import ConfigError
 
-__all__ = ["STRATEGIES", "make_strategy", "is_chief", "task_dir", "barrier", "describe"]
+__all__ = ["STRATEGIES", "make_strategy", "is_chief", "task_dir", "barrier"]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -69,9 +70,15 @@ def make_strategy(kind: str, num_cpu_replicas: int = 0) -> Optional[tf.distribut
         return None
     if kind == "mirrored":
         if num_cpu_replicas and not tf.config.list_physical_devices("GPU"):
-            return tf.distribute.MirroredStrategy(_split_cpu(num_cpu_replicas))
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+            strategy = tf.distribute.MirroredStrategy(_split_cpu(num_cpu_replicas))
+        else:
+            strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task_type, task_id = _task(strategy)
+    logging.info("--strategy=%s: %d replicas%s", kind, strategy.num_replicas_in_sync,
+                 f", this task {task_type} {task_id}" if task_type else "")
+    return strategy
 
 
 def _task(strategy) -> tuple:
@@ -103,14 +110,3 @@ def barrier(strategy: Optional[tf.distribute.Strategy]) -> None:
         return
     strategy.reduce(tf.distribute.ReduceOp.SUM,
                     strategy.run(tf.function(lambda: tf.constant(1.0))), axis=None)
-
-
-def describe(strategy: Optional[tf.distribute.Strategy]) -> dict:
-    """The strategy in a few JSON-able fields: kind, replicas, task (multi-worker)."""
-    if strategy is None:
-        return {"strategy": "default", "replicas": 1}
-    out = {"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync}
-    task_type, task_id = _task(strategy)
-    if task_type:
-        out.update(task=f"{task_type}-{task_id}", chief=is_chief(strategy))
-    return out

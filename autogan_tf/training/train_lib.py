@@ -51,7 +51,7 @@ from autogan_tf.nn.generators import DerivedGenerator
 from autogan_tf.sampling import LatentSampler, draw_images
 from autogan_tf.training import distribute, finite
 from autogan_tf.training.finite import ON_NONFINITE
-from autogan_tf.training.gan import (GANConfig, GANTrainer, check_global_batches,
+from autogan_tf.training.gan import (GANConfig, GANTrainer, check_replicas,
                                      precision_policy)
 
 __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
@@ -222,7 +222,7 @@ class Trainer:
     Raises:
       RunDirError: `run_dir` is used by another process, or holds something else.
       ConfigError: `run_dir` holds a run whose configuration differs (naming the fields), or
-        a batch size does not split evenly over the strategy's replicas.
+        the GAN settings do not fit the strategy's replicas (`gan.check_replicas`).
       CheckpointError: no checkpoint of the run can be restored.
       DatasetError, ClassifierError, StatsError: from `check_inputs`.
     """
@@ -233,7 +233,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
-        check_global_batches(cfg.gan, self.strategy.num_replicas_in_sync)
+        check_replicas(cfg.gan, self.strategy.num_replicas_in_sync)
         self._classifier, self._real_stats = check_inputs(cfg, classifier)
         self.guard = finite.NonFiniteGuard(cfg.on_nonfinite, f"training run {run_dir}")
         self._lock = rundir.RunDirLock(run_dir, "training run").acquire()
