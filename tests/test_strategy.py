@@ -144,12 +144,20 @@ def single_step(choice):
                for g, v in zip(tape.gradient(loss, s_cell.trainable_variables),
                                s_cell.trainable_variables)]
 
+h_cell = make_cell()
+
+@tf.function
+def half_batches(choice):  # what unsynchronised replicas would compute
+    return tf.concat([h_cell(x[:4], choice=choice, training=True)[1],
+                      h_cell(x[4:], choice=choice, training=True)[1]], 0)
+
 for choice in ([0, 1, 2, 1, 0], [1, 1, 1, 0, 0], [0, 2, 0, 1, 0]):
     key = "".join(map(str, choice[:3]))
     choice = tf.constant(choice, tf.int32)
     y, grads = single_step(choice)
     my, mgrads = mirrored_step(choice)
     out["cell_out_err_" + key] = float(np.abs(my.numpy() - y.numpy()).max())
+    out["half_batch_err_" + key] = float(np.abs(half_batches(choice).numpy() - y.numpy()).max())
     out["cell_grad_err_" + key] = max(float(np.abs(a.numpy() - b.numpy()).max())
                                       for a, b in zip(mgrads, grads))
     out["cell_grad_max_" + key] = max(float(np.abs(b.numpy()).max()) for b in grads)
@@ -175,6 +183,8 @@ def test_batch_norm_statistics_and_gradients_are_those_of_the_global_batch():
     # instance norm) and the moving statistics of batch norm.
     for key in ("012", "111", "020"):
         assert res[f"cell_out_err_{key}"] < 1e-5, key
+        if key != "020":  # batch norm of each half batch alone would differ by far more
+            assert res[f"half_batch_err_{key}"] > 0.1, key
         assert res[f"cell_grad_err_{key}"] < 1e-4 * max(1.0, res[f"cell_grad_max_{key}"]), key
     assert res["moving_stats_changed"] > 1e-2  # the statistics did move...
     assert res["moving_stats_err"] < 1e-5  # ...identically
@@ -221,7 +231,12 @@ def test_gan_settings_must_fit_the_replicas(tmp_path, digits_cache):
 # ----- the binaries under a strategy -------------------------------------------------------------
 
 
-def _assert_same_losses(got, want, tags, steps, rtol=1e-4, atol=1e-5):
+def _assert_same_losses(got, want, tags, steps, rtol=1e-3, atol=1e-4):
+    """Losses of the same global batches agree. Two runs that add in another order agree to
+    about 1e-7 at first; then Adam (beta_1 = 0) turns rounding noise in gradients near zero
+    into steps of the learning rate, and by the fourth step they differ by up to 1e-4.
+    Batch norm over each replica's half batch changes a supernet cell's outputs by more than
+    0.1 (the test above)."""
     for tag in tags:
         a, b = _series(got, tag, steps), _series(want, tag, steps)
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=tag)
