@@ -42,9 +42,9 @@ batch. A synchronisation point may not sit inside a `tf.switch_case` branch, so 
 function the supernet splits each conv block at its norm step: the steps before the norm run
 first (those of the chosen conv kind), the statistics of their result are all-reduced outside
 any branch (`layers.cross_replica_moments_many`), and a switch runs the norm (with those
-statistics, for an op with `batch_stats`) and the steps after it. Outside a strategy the blocks are one switch
-each, as before. A new norm op that normalises with batch statistics sets `batch_stats=True`
-and takes `moments=(mean, variance)` in `apply`.
+statistics, for an op with `batch_stats`) and the steps after it. Outside a strategy the
+blocks are one switch each, as before. A new norm op that normalises with batch statistics
+sets `batch_stats=True` and takes `moments=(mean, variance)` in `apply`.
 
 Checkpoints follow attribute names (`tf.train.Checkpoint`), and optimizer slots follow the order
 of `weights`; the cells keep the attribute names and creation order of release 0.1 (pinned by

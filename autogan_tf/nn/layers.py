@@ -164,7 +164,7 @@ def from_first_replica(x: tf.Tensor) -> tf.Tensor:
     (or with one replica) it returns `x`.
     """
     ctx = tf.distribute.get_replica_context()
-    if (not tf.distribute.has_strategy() or ctx is None or ctx.num_replicas_in_sync == 1):
+    if not tf.distribute.has_strategy() or ctx is None or ctx.num_replicas_in_sync == 1:
         return x
     first = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), tf.float32)
     # float32 holds small integers exactly, and every all-reduce implementation takes it
