@@ -12,6 +12,9 @@ of workers with the same command and keras-tuner's variables::
 
     KERASTUNER_TUNER_ID=chief   KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 python -m autogan_tf.derive ...
     KERASTUNER_TUNER_ID=tuner0  KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 python -m autogan_tf.derive ...
+
+`--strategy` trains each candidate data parallel instead, as `train` does (with
+`--strategy=multi_worker` every task runs the same command and the chief writes `--run_dir`).
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ def main(argv):
         base = train_flags.train_config(archs[0].tokens)
     except ValueError as e:  # ArchitectureError, ConfigError and the dataclasses' checks
         raise app.UsageError(str(e)) from e
-    tuner = derive_lib.build_derive(archs, base, _RUN_DIR.value, overwrite=common.OVERWRITE.value,
-                                    strategy=common.make_strategy())
+    strategy = common.make_strategy()  # before anything runs TensorFlow
+    tuner = derive_lib.build_derive(archs, base, common.task_run_dir(_RUN_DIR.value, strategy),
+                                    overwrite=common.OVERWRITE.value, strategy=strategy)
     derive_lib.run(tuner)
     if _is_worker():
         return  # the chief reports

@@ -13,6 +13,11 @@ command after a kill, it resumes from the last intact checkpoint; started with s
 change results, it refuses and names them. The dataset, the classifier and the statistics are
 checked before anything is written; one process at a time may use a run directory.
 `--overwrite` moves an earlier run aside (to `<run_dir>.replaced-<time>`) and starts afresh.
+
+`--strategy=mirrored` trains data parallel on all local GPUs (`--num_cpu_replicas=N` splits a
+CPU host into N replicas); `--strategy=multi_worker` on the tasks of `TF_CONFIG`, every task
+with the same command: the chief writes `--run_dir`, each other task its own copy in
+`<run_dir>-<task type>-<index>`. The batch flags are global batches.
 """
 
 from __future__ import annotations
@@ -44,9 +49,10 @@ def main(argv):
         cfg = train_flags.train_config(arch.tokens)
     except ValueError as e:  # ConfigError, ArchitectureError and the dataclasses' checks
         raise app.UsageError(str(e)) from e
+    strategy = common.make_strategy()  # before anything runs TensorFlow
     print(arch.describe(), flush=True)
-    report = train_lib.train(cfg, _RUN_DIR.value, strategy=common.make_strategy(),
-                             overwrite=common.OVERWRITE.value,
+    report = train_lib.train(cfg, common.task_run_dir(_RUN_DIR.value, strategy),
+                             strategy=strategy, overwrite=common.OVERWRITE.value,
                              flags_text=flags.FLAGS.flags_into_string())
     print(json.dumps(report))
 

@@ -107,6 +107,14 @@ def test_without_onednn_native_bf16_is_not_fast_and_auto_takes_fp32():
                                           {"TF_ENABLE_ONEDNN_OPTS": "1"})] == [True, False, True]
 
 
+def test_auto_leaves_xla_off_under_a_strategy():
+    # A GPU's derived steps get XLA on one device; the trainer refuses XLA with more replicas.
+    assert P.resolve("auto", "auto", P.DERIVED, device=_gpu((9, 0), 8)).xla
+    c = P.resolve("auto", "auto", P.DERIVED, device=_gpu((9, 0), 8), distributed=True)
+    assert (c.precision, c.xla) == ("bf16", False) and "strategy" in c.reason
+    assert P.resolve("auto", "on", P.DERIVED, device=_gpu((9, 0)), distributed=True).xla
+
+
 def test_parse_xla_spellings():
     assert [P.parse_xla(v) for v in (True, False, "auto", "ON", "off", "true", "0", "yes")] == [
         "on", "off", "auto", "on", "off", "on", "off", "on"]

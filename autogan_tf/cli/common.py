@@ -19,7 +19,9 @@ from absl import logging as absl_logging
 
 from autogan_tf import data as data_lib
 from autogan_tf.cli import model_flags
+from autogan_tf.errors import ConfigError
 from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.training import distribute
 from autogan_tf.training import precision as precision_lib
 from autogan_tf.training.gan import GANConfig
 from autogan_tf.training.train_lib import ON_NONFINITE, TrainConfig
@@ -29,7 +31,8 @@ __all__ = ["DATASET", "DATA_DIR", "D_BATCH", "G_BATCH", "N_CRITIC", "G_LR", "D_L
            "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "ON_NONFINITE_FLAG",
            "OVERWRITE", "define_run_dir", "define_xla_flag", "setup", "quiet_info_logs",
            "enable_determinism", "requested_precision", "compute_choice", "gan_config",
-           "default_bottom_width", "default_classifier", "model_sizes", "make_strategy"]
+           "default_bottom_width", "default_classifier", "model_sizes", "make_strategy",
+           "task_run_dir"]
 
 assert TrainConfig.dataset == SharedTrainingConfig.dataset
 assert TrainConfig.seed == SharedTrainingConfig.seed
@@ -102,11 +105,14 @@ def define_xla_flag(flag_values=flags.FLAGS):
 
 XLA = define_xla_flag()
 SEED = flags.DEFINE_integer("seed", TrainConfig.seed, "Seeds everything random.", lower_bound=0)
-STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
-                             "tf.distribute strategy of the GAN steps.")
+STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", ["default", "mirrored", "multi_worker"], "Data parallelism of the GAN "
+    "steps: one device; 'mirrored' (all local GPUs, or --num_cpu_replicas); 'multi_worker' (the "
+    "tasks of TF_CONFIG, every task runs the same command). The batch flags are global batches, "
+    "split across replicas.")
 NUM_CPU_REPLICAS = flags.DEFINE_integer(
-    "num_cpu_replicas", 0, "With --strategy=mirrored and no GPU: split the CPU into this many "
-    "logical devices.", lower_bound=0)
+    "num_cpu_replicas", 0, "With --strategy=mirrored on a host without GPUs: split the CPU into "
+    "this many logical devices, one replica each (0: one replica).", lower_bound=0)
 PROGRESS = flags.DEFINE_bool("progress", TrainConfig.progress, "Show progress bars.")
 LOG_EVERY = flags.DEFINE_integer("log_every", TrainConfig.log_every, "Steps between TensorBoard "
                                  "loss scalars (generator iterations in training, D steps in "
@@ -206,7 +212,7 @@ def compute_choice(workload: str) -> precision_lib.ComputeChoice:
     on this machine and logged once per process and flag values."""
     key = (requested_precision(), precision_lib.parse_xla(XLA.value), workload)
     if key not in _CHOICES:
-        _CHOICES[key] = precision_lib.resolve(*key)
+        _CHOICES[key] = precision_lib.resolve(*key, distributed=STRATEGY.value != "default")
         what = "search (supernet steps)" if workload == precision_lib.SUPERNET else (
             "training (derived architecture steps)")
         precision_lib.log_choice(_CHOICES[key], what)
@@ -265,16 +271,19 @@ def common_fields(config_cls) -> dict:
 
 
 def make_strategy():
-    """The tf.distribute strategy chosen by --strategy (None for the default)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    if STRATEGY.value == "default":
-        return None
-    if STRATEGY.value == "mirrored":
-        if NUM_CPU_REPLICAS.value and not tf.config.list_physical_devices("GPU"):
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * NUM_CPU_REPLICAS.value)
-            devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-            return tf.distribute.MirroredStrategy(devices)
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    """The tf.distribute strategy chosen by --strategy and --num_cpu_replicas (None for the
+    default). Call it before anything else runs TensorFlow (see `training.distribute`).
+
+    Raises:
+      app.UsageError: --num_cpu_replicas without --strategy=mirrored, or too late to split
+        the CPU.
+    """
+    try:
+        return distribute.make_strategy(STRATEGY.value, NUM_CPU_REPLICAS.value)
+    except ConfigError as e:
+        raise app.UsageError(str(e)) from e
+
+
+def task_run_dir(run_dir: str, strategy) -> str:
+    """--run_dir on the chief; a directory of its own on every other multi-worker task."""
+    return distribute.task_dir(run_dir, strategy)

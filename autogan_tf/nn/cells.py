@@ -37,6 +37,15 @@ Nothing else changes: the supernet creates the op's layers (attributes `<kind><b
 build it when chosen, and inheritance copies it. `tests/test_cells.py` shows this with an up op
 that exists only in the test.
 
+Under a `tf.distribute` strategy, batch norm in training uses the statistics of the global
+batch. A synchronisation point may not sit inside a `tf.switch_case` branch, so in a replica
+function the supernet splits each conv block at its norm step: the steps before the norm run
+first (those of the chosen conv kind), the statistics of their result are all-reduced outside
+any branch (`layers.cross_replica_moments_many`), and a switch runs the norm (with those
+statistics, for an op with `batch_stats`) and the steps after it. Outside a strategy the
+blocks are one switch each, as before. A new norm op that normalises with batch statistics
+sets `batch_stats=True` and takes `moments=(mean, variance)` in `apply`.
+
 Checkpoints follow attribute names (`tf.train.Checkpoint`), and optimizer slots follow the order
 of `weights`; the cells keep the attribute names and creation order of release 0.1 (pinned by
 `tests/test_cells.py`), so earlier training and search runs keep restoring.
@@ -81,11 +90,15 @@ class Op:
         without weights); `factor` is a power of two.
       make: builds one layer of the op, `make(channels, name, dtype)`; None without weights. An
         up op's layer doubles the resolution.
+      batch_stats: a norm op that normalises with the statistics of the batch (batch norm):
+        its `apply` also takes `moments=(mean, variance)`, the global batch's statistics under
+        a strategy (None: its own).
     """
 
     key: Optional[str]
     apply: Callable
     make: Optional[Callable] = None
+    batch_stats: bool = False
 
     def __post_init__(self):
         if (self.key is None) != (self.make is None):
@@ -164,8 +177,8 @@ def _instance_norm(x, layer, training):
     return L.instance_norm(x)
 
 
-def _batch_norm(x, layer, training):
-    return layer(x, training=training)
+def _batch_norm(x, layer, training, moments=None):
+    return L.apply_batch_norm(layer, x, training, moments)
 
 
 def _resize(method):
@@ -192,7 +205,8 @@ CELL_OPS = OpTable.from_names(
     },
     norm={
         "none": Op(None, lambda x, layer, training: x),
-        "batch norm": Op("bn", _batch_norm, lambda c, name, dtype: L.batch_norm(name, dtype)),
+        "batch norm": Op("bn", _batch_norm, lambda c, name, dtype: L.batch_norm(name, dtype),
+                         batch_stats=True),
         "instance norm": Op(None, _instance_norm),  # no affine parameters
     },
     up={
@@ -205,20 +219,26 @@ CELL_OPS = OpTable.from_names(
 
 
 # ----- one block, one path ---------------------------------------------------------------------
-def conv_block(x, kind: ConvKind, norm: Op, up: Optional[Op], layer: Callable, training):
+def conv_block(x, kind: ConvKind, norm: Optional[Op], up: Optional[Op], layer: Callable,
+               training, steps: Optional[Sequence[str]] = None, moments=None):
     """One conv block of a cell: `kind`'s steps with the chosen norm and up ops.
 
     Args:
       x: NHWC input.
-      kind, norm: the block's conv kind and norm op.
+      kind, norm: the block's conv kind and norm op (None only if `steps` has no norm).
       up: the up op; None for the second block, which keeps the resolution.
       layer: `layer(role)` -> the block's layer of a role: ("conv",), ("norm",) (asked only
         for a norm op with weights) or ("up", 0) (only for an up op with weights).
       training: Python bool.
+      steps: only these of `kind`'s steps (default: all); the supernet splits a block at its
+        norm under a strategy.
+      moments: (mean, variance) for a `batch_stats` norm op; None: its own statistics.
     """
-    for step in kind.steps:
+    for step in kind.steps if steps is None else steps:
         if step == "norm":
-            x = norm.apply(x, layer(("norm",)) if norm.has_weights else None, training)
+            norm_layer = layer(("norm",)) if norm.has_weights else None
+            x = (norm.apply(x, norm_layer, training, moments=moments) if norm.batch_stats
+                 else norm.apply(x, norm_layer, training))
         elif step == "relu":
             x = tf.nn.relu(x)
         elif step == "up" and up is not None:
@@ -407,20 +427,78 @@ class SearchCell(keras.layers.Layer):
                 if op.has_weights else []))
             for op in self.ops.up])
 
+    def _synced_block(self, name, inputs, conv, norm, up, training):
+        """A conv block split at its norm, the batch statistics all-reduced between the parts
+        (module docstring). `up` is None for the second block.
+
+        Each conv kind's steps before the norm run only when that kind is chosen (else zeros
+        of their static shape stand in), so every tensor keeps a static shape; one all-reduce
+        per pass serves the statistics of every kind.
+        """
+        ops = self.ops
+        upsample = up is not None
+        ups = ops.up if upsample else (None,)
+        up_index = up if upsample else 0
+
+        def lookup(kind, norm_op, up_op):
+            return lambda role: self._layer((name,) + role, kind, norm_op, up_op)
+
+        heads = []
+        for k, kind in enumerate(ops.conv):
+            steps = kind.steps[:kind.steps.index("norm")]
+            if not steps:  # the norm reads the block input
+                heads.append(inputs)
+                continue
+            shape = _block_build_shapes(kind, tuple(inputs.shape), self.channels,
+                                        upsample)[("norm",)]
+
+            def head(kind=kind, steps=steps):
+                def run(up_op):
+                    return conv_block(inputs, kind, None, up_op, lookup(kind, None, up_op),
+                                      training, steps=steps)
+                if "up" not in steps or not upsample:
+                    return run(None)
+                return _switch(up_index, [(lambda u=u: run(u)) for u in ups])
+
+            def stand_in(shape=shape):
+                return tf.zeros(tf.concat([tf.shape(inputs)[:1], shape[1:]], 0), inputs.dtype)
+
+            heads.append(tf.cond(tf.equal(conv, k), head, stand_in))
+        moments = [None] * len(heads)
+        stats_norms = [i for i, op in enumerate(ops.norm) if op.batch_stats]
+        if stats_norms:
+            needed = tf.reduce_any(tf.equal(norm, tf.constant(stats_norms, norm.dtype)))
+            moments = L.cross_replica_moments_many(
+                heads, [tf.logical_and(needed, tf.equal(conv, k)) for k in range(len(heads))])
+
+        def tail(k, norm_op, up_op):
+            kind = ops.conv[k]
+            return conv_block(heads[k], kind, norm_op, up_op, lookup(kind, norm_op, up_op),
+                              training, steps=kind.steps[kind.steps.index("norm"):],
+                              moments=moments[k] if norm_op.batch_stats else None)
+
+        return _switch((conv * len(ops.norm) + norm) * len(ups) + up_index, [
+            (lambda k=k, n=n, u=u: tail(k, n, u))
+            for k, n, u in itertools.product(range(len(ops.conv)), ops.norm, ups)])
+
     def call(self, x, skips=(), choice=None, training=False):
         training = bool(training)
         conv, norm, up, shortcut, skip = (choice[i] for i in range(5))
         ops = self.ops
         n_norm, n_up = len(ops.norm), len(ops.up)
+        synced = L.batch_norm_needs_sync(training)
 
         def block(name, inputs, kind, norm_op, up_op):
             return conv_block(
                 inputs, kind, norm_op, up_op,
                 lambda role: self._layer((name,) + role, kind, norm_op, up_op), training)
 
-        h = _switch((conv * n_norm + norm) * n_up + up, [
-            (lambda k=k, n=n, u=u: block("block1", x, k, n, u))
-            for k, n, u in itertools.product(ops.conv, ops.norm, ops.up)])
+        if synced:
+            h = self._synced_block("block1", x, conv, norm, up, training)
+        else:
+            h = _switch((conv * n_norm + norm) * n_up + up, [
+                (lambda k=k, n=n, u=u: block("block1", x, k, n, u))
+                for k, n, u in itertools.product(ops.conv, ops.norm, ops.up)])
         size = int(h.shape[1])
         for source, f in enumerate(skips):
             factor = size // int(f.shape[1])
@@ -430,9 +508,12 @@ class SearchCell(keras.layers.Layer):
                             self._up(f, up, factor, ("skip", s, "up"))),
                         lambda h=h: h)
         skip_out = h
-        out = _switch(conv * n_norm + norm, [
-            (lambda k=k, n=n: block("block2", h, k, n, None))
-            for k, n in itertools.product(ops.conv, ops.norm)])
+        if synced:
+            out = self._synced_block("block2", h, conv, norm, None, training)
+        else:
+            out = _switch(conv * n_norm + norm, [
+                (lambda k=k, n=n: block("block2", h, k, n, None))
+                for k, n in itertools.product(ops.conv, ops.norm)])
         out = tf.cond(tf.equal(shortcut, 1),
                       lambda: out + self._layer(("shortcut", "conv"), None, None, None)(
                           self._up(x, up, 2, ("shortcut", "up"))),

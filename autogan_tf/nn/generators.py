@@ -45,7 +45,7 @@ class ToRGB(keras.layers.Layer):
         self.conv.build(input_shape)
 
     def call(self, x, training=False):
-        h = self.conv(tf.nn.relu(self.bn(x, training=training)))
+        h = self.conv(tf.nn.relu(L.apply_batch_norm(self.bn, x, training)))
         return tf.cast(tf.tanh(tf.cast(h, tf.float32)), tf.float32)
 
 
@@ -94,7 +94,9 @@ class SharedGenerator(_GeneratorBase):
     stage is one trace. The architecture is an int32 tensor [14] (cells not yet grown are
     ignored), chosen inside the graph.
 
-    Call: `generator(z, arch, training=...)` -> float32 images [N, R, R, 3] in [-1, 1].
+    Call: `generator(z, arch, training=...)` -> float32 images [N, R, R, 3] in [-1, 1]. In
+    training inside a replica function of a `tf.distribute` strategy, every replica runs the
+    architecture of replica 0 and batch norm uses the global batch's statistics.
     """
 
     def __init__(self, latent_dim: int = 128, channels: int = 128, bottom_width: int = 4,
@@ -117,6 +119,8 @@ class SharedGenerator(_GeneratorBase):
 
     def call(self, z, arch, training=False):
         arch = tf.cast(arch, tf.int32)
+        if L.batch_norm_needs_sync(training):
+            arch = L.from_first_replica(arch)  # one path on every replica
         h = self._project(z)
         skips = []
         for c in range(self.stage + 1):

@@ -4,9 +4,19 @@ Spectrally normalised convolution and dense layers (one power iteration per trai
 SN-GAN), instance normalisation without affine parameters, nearest and bilinear resizing, the
 stride-2 deconvolution, and the initialisers that match the reference implementation. Which of
 these a generator cell may choose is the op table's business (`nn/cells.py`).
+
+Batch norm under a `tf.distribute` strategy: in training, a data-parallel step normalises with
+the statistics of the global batch. `apply_batch_norm` all-reduces them across replicas itself
+(`cross_replica_moments`); the supernet, whose batch norms sit inside `tf.switch_case` branches
+where no synchronisation point may be, computes them outside its branches and passes them in
+(`nn/cells.py`). Keras's own `synchronized=True` is not used: it all-reduces wherever the layer
+is called, which fails inside a branch.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -20,6 +30,11 @@ __all__ = [
     "conv_initializer",
     "bias_initializer",
     "batch_norm",
+    "batch_norm_needs_sync",
+    "cross_replica_moments",
+    "cross_replica_moments_many",
+    "apply_batch_norm",
+    "from_first_replica",
     "conv2d",
     "conv1x1",
     "deconv2x2",
@@ -38,13 +53,123 @@ def bias_initializer():
 def batch_norm(name: str, dtype=None) -> keras.layers.BatchNormalization:
     """Batch norm with PyTorch's defaults (momentum 0.1 there = 0.9 here, eps 1e-5).
 
-    The scale starts at N(1, 0.02) as in the reference's `weights_init`. Built inside a
-    `tf.distribute` strategy's scope, it synchronises batch statistics across replicas, so a
-    data-parallel step normalises with the statistics of the global batch.
+    The scale starts at N(1, 0.02) as in the reference's `weights_init`. Call it through
+    `apply_batch_norm`, which synchronises the batch statistics across the replicas of a
+    `tf.distribute` strategy (the layer itself never does: see the module docstring).
     """
     return keras.layers.BatchNormalization(
         momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
-        synchronized=tf.distribute.has_strategy(), name=name, dtype=dtype)
+        name=name, dtype=dtype)
+
+
+def batch_norm_needs_sync(training) -> bool:
+    """True in training inside a replica function of a `tf.distribute` strategy: batch norm
+    must then use the statistics of the global batch, all-reduced across replicas."""
+    return (bool(training) and tf.distribute.has_strategy()
+            and not tf.distribute.in_cross_replica_context())
+
+
+def cross_replica_moments(x: tf.Tensor, enabled=None) -> tuple:
+    """Per-channel float32 mean and (biased) variance of NHWC `x` over all replicas' batches.
+
+    Two passes, as `tf.nn.moments`: the all-reduced sum and count give the mean, then the
+    all-reduced sum of squared deviations gives the variance. Gradients reach every replica's
+    input (an all-reduce's gradient is an all-reduce), so with per-replica losses that sum to
+    the global loss a step equals a single-device step on the global batch. Every replica must
+    call it at the top level of its replica function (not inside a `tf.cond` or
+    `tf.switch_case` branch); outside a replica function it is `tf.nn.moments` of `x`.
+
+    Args:
+      x: NHWC tensor with a static channel count.
+      enabled: optional scalar bool tensor; where False the local sums are skipped (zeros are
+        all-reduced) and the moments are meaningless: for a caller whose branch needs none.
+    """
+    return cross_replica_moments_many([x], [enabled])[0]
+
+
+def cross_replica_moments_many(xs, enabled) -> list:
+    """`cross_replica_moments` of several tensors with one all-reduce per pass.
+
+    Args:
+      xs: NHWC tensors with static channel counts.
+      enabled: one optional scalar bool tensor (or None) per tensor.
+    """
+    xs = [tf.cast(x, tf.float32) for x in xs]
+    axes = [0, 1, 2]
+    if not batch_norm_needs_sync(True):
+        return [tf.nn.moments(x, axes) for x in xs]
+    sizes = [x.shape[-1] for x in xs]
+    if None in sizes:
+        raise ValueError(f"cross-replica moments need static channel counts, got "
+                         f"{[x.shape for x in xs]}")
+    ctx = tf.distribute.get_replica_context()
+
+    def all_reduce(fns):
+        parts = []
+        for fn, on, size in zip(fns, enabled, [s + 1 for s in sizes]):
+            fn = functools.partial(_padded, fn, size)
+            parts.append(fn() if on is None else
+                         tf.cond(on, fn, lambda size=size: tf.zeros([size], tf.float32)))
+        total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.concat(parts, 0))
+        return tf.split(total, [s + 1 for s in sizes])
+
+    def local_sum(x):
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        return tf.concat([tf.reduce_sum(x, axes), count[None]], 0)
+
+    sums = all_reduce([functools.partial(local_sum, x) for x in xs])
+    counts = [tf.maximum(tf.stop_gradient(s[-1]), 1.0) for s in sums]
+    means = [s[:-1] / n for s, n in zip(sums, counts)]
+    # As in tf.nn.moments, the mean is a constant in the second pass: d var / d mean is 0 there.
+    squares = all_reduce([
+        functools.partial(lambda x, m: tf.reduce_sum(tf.math.squared_difference(x, m), axes),
+                          x, tf.stop_gradient(m)) for x, m in zip(xs, means)])
+    return [(m, q[:-1] / n) for m, q, n in zip(means, squares, counts)]
+
+
+def _padded(fn, size):
+    """fn()'s vector, padded with zeros to `size` (the second pass has no count entry)."""
+    v = fn()
+    return tf.pad(v, [[0, size - v.shape[0]]])
+
+
+def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, training,
+                     moments: Optional[tuple] = None) -> tf.Tensor:
+    """`layer(x, training=training)`, with the global batch's statistics under a strategy.
+
+    In training inside a replica function, the batch statistics are `moments` if given (the
+    caller all-reduced them), else `cross_replica_moments(x)` (so the call must then be at
+    the top level of the replica function); the result and the moving-statistics update are
+    those of Keras's layer with these statistics. Elsewhere this is the layer's own call.
+    """
+    if not batch_norm_needs_sync(training):
+        return layer(x, training=training)
+    mean, variance = moments if moments is not None else cross_replica_moments(x)
+    m = layer.momentum
+    moving_mean = tf.cast(layer.moving_mean.value, tf.float32)
+    moving_variance = tf.cast(layer.moving_variance.value, tf.float32)
+    layer.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
+    layer.moving_variance.assign(moving_variance * m + variance * (1.0 - m))
+    y = tf.nn.batch_normalization(
+        tf.cast(x, tf.float32), mean, variance, offset=tf.cast(layer.beta.value, tf.float32),
+        scale=tf.cast(layer.gamma.value, tf.float32), variance_epsilon=layer.epsilon)
+    return tf.cast(y, layer.compute_dtype)
+
+
+def from_first_replica(x: tf.Tensor) -> tf.Tensor:
+    """The value of integer or float `x` on replica 0, on every replica of a replica function.
+
+    The supernet takes the architecture from replica 0, so all replicas run the same path even
+    if the tasks of a multi-worker run were to choose differently. Outside a replica function
+    (or with one replica) it returns `x`.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if not tf.distribute.has_strategy() or ctx is None or ctx.num_replicas_in_sync == 1:
+        return x
+    first = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), tf.float32)
+    # float32 holds small integers exactly, and every all-reduce implementation takes it
+    return tf.cast(ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(x, tf.float32) * first),
+                   x.dtype)
 
 
 def conv2d(filters: int, name: str, dtype=None, kernel_size: int = 3) -> keras.layers.Conv2D:

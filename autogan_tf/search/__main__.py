@@ -23,6 +23,11 @@ Baselines and ablations (paper section 4.3): `--sampler=uniform` (random search 
 sharing), `--sampler=uniform --noweight_sharing` (random search, each architecture trained
 from scratch), `--nomlas` (single-level search), `--nodynamic_reset`, `--reward=fid`;
 `--ctrl_lr=0` freezes the controller (the control for "does the controller learn").
+
+`--strategy=mirrored` (all local GPUs, or `--num_cpu_replicas=N` on a CPU host) or
+`--strategy=multi_worker` (`TF_CONFIG`; every task runs the same command, the chief writes
+`--run_dir`, each other task `<run_dir>-<task type>-<index>`) trains the shared GAN data
+parallel, batch norm synchronised; rewards are computed on each task.
 """
 
 from __future__ import annotations
@@ -57,11 +62,12 @@ def main(argv):
         train_cfg = search_flags.shared_training_config()
     except ValueError as e:  # ConfigError and the dataclasses' checks
         raise app.UsageError(str(e)) from e
+    strategy = common.make_strategy()  # before anything runs TensorFlow
     from autogan_tf.search import summary as summary_lib
     verbose = flags.FLAGS["verbosity"].present
-    result = search_lib.run_search(oracle_cfg, train_cfg, _RUN_DIR.value,
-                                   overwrite=common.OVERWRITE.value,
-                                   strategy=common.make_strategy(),
+    result = search_lib.run_search(oracle_cfg, train_cfg,
+                                   common.task_run_dir(_RUN_DIR.value, strategy),
+                                   overwrite=common.OVERWRITE.value, strategy=strategy,
                                    flags_text=flags.FLAGS.flags_into_string(),
                                    report=lambda line: print(line, flush=True),
                                    keras_tuner_verbose=1 if verbose else 0)

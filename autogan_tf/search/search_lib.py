@@ -20,6 +20,7 @@ from autogan_tf.errors import AutoGANError, ClassifierError, DatasetError, Searc
 from autogan_tf.search import summary as summary_lib
 from autogan_tf.search.oracle import AutoGANOracle, OracleConfig
 from autogan_tf.search.tuner import AutoGANTuner, SharedTrainingConfig, reward_objective
+from autogan_tf.training import distribute
 
 __all__ = ["SearchError", "run_search", "build_search", "reported_errors"]
 
@@ -76,7 +77,9 @@ def run_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_di
       oracle_cfg, train_cfg: the search's configuration.
       run_dir: the run directory (the search writes `<run_dir>/search/`).
       overwrite: move an earlier search aside and start afresh instead of resuming.
-      strategy: optional `tf.distribute.Strategy` for the shared GAN.
+      strategy: optional `tf.distribute.Strategy` for the shared GAN. Under a multi-worker
+        strategy every task runs the same search with a run directory of its own
+        (`distribute.task_dir`); it returns when all have finished.
       flags_text: the binary's flags: `flags.txt` of a new search; a resume that differs
         records them in `flags.resumed-<time>.txt`.
       report: where one-line progress messages go (e.g. `print`); absl logging when None.
@@ -98,6 +101,7 @@ def run_search(oracle_cfg: OracleConfig, train_cfg: SharedTrainingConfig, run_di
         summary = tuner.write_summary()
     finally:
         tuner.close()
+    distribute.barrier(strategy)  # multi-worker: every task has finished
     return dict(summary, architectures=oracle.top_architectures(), top_architectures_file=path,
                 summary_file=os.path.join(tuner.project_dir, summary_lib.SUMMARY_FILE),
                 project_dir=tuner.project_dir)

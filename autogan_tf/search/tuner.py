@@ -56,7 +56,8 @@ from autogan_tf.sampling import LatentSampler, draw_images
 from autogan_tf.search import summary as summary_lib
 from autogan_tf.search.oracle import BEAM, CONTROLLER, AutoGANOracle, trial_architecture
 from autogan_tf.training import finite
-from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.training.gan import (GANConfig, GANTrainer, check_replicas,
+                                     precision_policy)
 
 __all__ = ["SharedTrainingConfig", "DynamicReset", "AutoGANTuner", "REWARDS",
            "reward_objective", "fid_reward", "RESUME_IGNORED", "check_inputs"]
@@ -245,7 +246,8 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     Raises:
       RunDirError: another process uses the project directory.
-      ConfigError: the saved search was started with other settings.
+      ConfigError: the saved search was started with other settings, or the GAN settings do
+        not fit the strategy's replicas (`gan.check_replicas`).
       SearchError, CheckpointError: the saved state or its checkpoint cannot be read.
     """
 
@@ -256,6 +258,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
             raise TypeError("AutoGANTuner needs an AutoGANOracle")
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
+        check_replicas(config.gan, self.strategy.num_replicas_in_sync)
         self._state = {"trained_iteration": -1, "stage": 0, "reset_pending": False,
                        "resets": 0, "d_steps": 0, "g_steps": 0, "checkpoint": None,
                        "rewards": []}
@@ -348,7 +351,7 @@ class AutoGANTuner(keras_tuner.engine.base_tuner.BaseTuner):
             for a, b in zip(src.weights, dst.weights):
                 b.assign(a)
         for opt in (self.trainer.g_opt, self.trainer.d_opt):
-            lr = float(opt.learning_rate)
+            lr = float(opt.learning_rate.numpy())
             for v in opt.variables:
                 v.assign(tf.zeros(v.shape, v.dtype))
             opt.learning_rate.assign(lr)

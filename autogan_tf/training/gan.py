@@ -17,11 +17,12 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from autogan_tf.errors import ConfigError
 from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
 from autogan_tf.training.precision import precision_policy
 
-__all__ = ["GANConfig", "GANTrainer", "precision_policy"]
+__all__ = ["GANConfig", "GANTrainer", "check_replicas", "precision_policy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,25 @@ def _adam(lr, cfg: GANConfig, name):
                                  epsilon=cfg.adam_epsilon, name=name)
 
 
+def check_replicas(cfg: GANConfig, replicas: int) -> None:
+    """Checks that `cfg` fits a strategy of `replicas` replicas.
+
+    The batch sizes are global: each replica takes an equal slice of them. `jit_compile`
+    compiles a whole step, `strategy.run` included, for one device, so it needs one replica.
+
+    Raises:
+      ConfigError: a batch size that `replicas` does not divide, or XLA with more than one.
+    """
+    for name in ("d_batch_size", "g_batch_size"):
+        if getattr(cfg, name) % replicas:
+            raise ConfigError(f"{name} {getattr(cfg, name)} is the global batch and must split "
+                              f"evenly over the {replicas} replicas; choose a multiple of "
+                              f"{replicas}")
+    if cfg.jit_compile and replicas > 1:
+        raise ConfigError(f"XLA (--xla) compiles each step for one device and cannot run on "
+                          f"{replicas} replicas; leave out --xla or use one device")
+
+
 class GANTrainer:
     """Owns optimizers, latent RNG, EMA generator and the compiled steps.
 
@@ -83,6 +103,7 @@ class GANTrainer:
         if config.ema_decay is not None and ema_generator is None:
             raise ValueError("config.ema_decay is set: pass ema_generator")
         self.ema_generator = ema_generator
+        check_replicas(config, self.strategy.num_replicas_in_sync)
         with self.strategy.scope():
             self.g_opt = _adam(config.g_lr, config, "g_adam")
             self.d_opt = _adam(config.d_lr, config, "d_adam")

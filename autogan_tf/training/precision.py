@@ -248,7 +248,7 @@ def _auto_xla(device: DeviceInfo, precision: str, workload: str) -> tuple:
 
 
 def resolve(precision: str = "auto", xla="auto", workload: str = DERIVED,
-            device: Optional[DeviceInfo] = None) -> ComputeChoice:
+            device: Optional[DeviceInfo] = None, distributed: bool = False) -> ComputeChoice:
     """The precision and compile mode for `workload` on `device` (default: this machine).
 
     Args:
@@ -257,6 +257,8 @@ def resolve(precision: str = "auto", xla="auto", workload: str = DERIVED,
       workload: SUPERNET (search steps), DERIVED (training a fixed architecture) or
         GENERATION (inference only; XLA is then reported but not used by the steps).
       device: a `DeviceInfo` (tests pass made-up ones); None detects this machine's.
+      distributed: the steps run under a `tf.distribute` strategy: `auto` leaves XLA off
+        (it compiles a step for one device, and the trainer refuses it with more replicas).
 
     Returns:
       A `ComputeChoice`.
@@ -276,7 +278,10 @@ def resolve(precision: str = "auto", xla="auto", workload: str = DERIVED,
         reasons.append(f"{chosen}: {why}")
     else:
         chosen = precision
-    if xla == "auto":
+    if xla == "auto" and distributed:
+        jit = False
+        reasons.append("XLA off: under a tf.distribute strategy (XLA compiles for one device)")
+    elif xla == "auto":
         jit, why = _auto_xla(device, chosen, workload)
         reasons.append(f"XLA {'on' if jit else 'off'}: {why}")
     else:

@@ -49,9 +49,10 @@ from autogan_tf.images import log_image_grid
 from autogan_tf.nn.discriminator import Discriminator
 from autogan_tf.nn.generators import DerivedGenerator
 from autogan_tf.sampling import LatentSampler, draw_images
-from autogan_tf.training import finite
+from autogan_tf.training import distribute, finite
 from autogan_tf.training.finite import ON_NONFINITE
-from autogan_tf.training.gan import GANConfig, GANTrainer, precision_policy
+from autogan_tf.training.gan import (GANConfig, GANTrainer, check_replicas,
+                                     precision_policy)
 
 __all__ = ["TrainConfig", "TrainError", "CheckpointError", "Trainer", "train",
            "load_generator_from_checkpoint", "build_generator", "check_inputs",
@@ -220,7 +221,8 @@ class Trainer:
 
     Raises:
       RunDirError: `run_dir` is used by another process, or holds something else.
-      ConfigError: `run_dir` holds a run whose configuration differs (naming the fields).
+      ConfigError: `run_dir` holds a run whose configuration differs (naming the fields), or
+        the GAN settings do not fit the strategy's replicas (`gan.check_replicas`).
       CheckpointError: no checkpoint of the run can be restored.
       DatasetError, ClassifierError, StatsError: from `check_inputs`.
     """
@@ -231,6 +233,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
+        check_replicas(cfg.gan, self.strategy.num_replicas_in_sync)
         self._classifier, self._real_stats = check_inputs(cfg, classifier)
         self.guard = finite.NonFiniteGuard(cfg.on_nonfinite, f"training run {run_dir}")
         self._lock = rundir.RunDirLock(run_dir, "training run").acquire()
@@ -365,7 +368,7 @@ class Trainer:
 
     @property
     def iteration(self) -> int:
-        return int(self.trainer.g_iterations)
+        return int(self.trainer.g_iterations.numpy())  # .numpy(): also a MirroredVariable's
 
     def ckpt_variables(self) -> list:
         """Every variable a checkpoint holds (models, optimisers, EMA)."""
@@ -457,7 +460,7 @@ class Trainer:
         if not math.isfinite(scores["fid"]):
             logging.warning("FID %s at generator iteration %d: best/ is kept as it was",
                             scores["fid"], self.iteration)
-        elif scores["fid"] < float(self.best_fid):
+        elif scores["fid"] < float(self.best_fid.numpy()):
             self.best_fid.assign(scores["fid"])
             os.makedirs(os.path.join(self.run_dir, "best"), exist_ok=True)
             self.best_ckpt.write(os.path.join(self.run_dir, "best", "ema_generator"))
@@ -507,7 +510,7 @@ class Trainer:
                 with self.writer.as_default():
                     tf.summary.scalar("train/d_loss", losses["d_loss"], step=i)
                     tf.summary.scalar("train/g_loss", losses["g_loss"], step=i)
-                    tf.summary.scalar("train/g_lr", float(self.trainer.g_opt.learning_rate),
+                    tf.summary.scalar("train/g_lr", float(self.trainer.g_opt.learning_rate.numpy()),
                                       step=i)
             bar.update(i, [("d_loss", losses["d_loss"]), ("g_loss", losses["g_loss"])])
             if i % cfg.eval_every == 0 or i == cfg.max_iterations:
@@ -522,7 +525,7 @@ class Trainer:
         self.writer.flush()
         report = {"arch": list(cfg.arch), "iterations": self.iteration,
                   "started_at_iteration": start, "final": last_eval,
-                  "best_fid": float(self.best_fid),
+                  "best_fid": float(self.best_fid.numpy()),
                   "seconds": round(time.time() - t0, 1),
                   "seconds_per_iteration": round((time.time() - t0)
                                                  / max(1, self.iteration - start), 3)}
@@ -535,11 +538,14 @@ def train(cfg: TrainConfig, run_dir: str, strategy=None, classifier=None,
     """Trains (or resumes) one derived architecture in `run_dir`; returns the report.
 
     Everything is checked before anything is written (see `Trainer`); the run directory is
-    locked until training ends.
+    locked until training ends. Under a multi-worker strategy every task calls this with a
+    run directory of its own (`distribute.task_dir`) and it returns when all have finished.
     """
     with Trainer(cfg, run_dir, strategy=strategy, classifier=classifier, overwrite=overwrite,
                  flags_text=flags_text) as trainer:
-        return trainer.train()
+        report = trainer.train()
+    distribute.barrier(strategy)  # multi-worker: every task has finished
+    return report
 
 
 def _find_run(path: str):
