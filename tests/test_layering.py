@@ -185,13 +185,14 @@ def test_a_package_without_a_layer_is_refused_in_the_table():
     assert layering.group_rank("misc") is None
 
 
-def test_models_training_eval_and_serving_import_without_keras_tuner():
+def test_models_training_eval_serving_and_their_binaries_import_without_keras_tuner():
     # keras-tuner is the search's dependency only: with it made unimportable, every module
     # below search/ still imports.
     import subprocess
     modules = [m.name for m in layering.scan(pathlib.Path(REPO)).values()
                if m.group in ("base", "nn", "eval", "training", "serving")
                and not m.entry_point]
+    modules.append("autogan_tf.search.config")
     code = textwrap.dedent(f"""
         import importlib, sys
         sys.modules["keras_tuner"] = None  # `import keras_tuner` now raises ImportError
@@ -204,6 +205,13 @@ def test_models_training_eval_and_serving_import_without_keras_tuner():
                        timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert int(p.stdout.split()[-1]) == len(modules) >= 25
+    # The binaries that train, inspect, score or export a fixed architecture need it no more
+    # (one process each: their flags share names).
+    for binary in ("train", "arch", "evaluate", "export"):
+        p = subprocess.run([sys.executable, "-c", "import sys; sys.modules['keras_tuner'] = None; "
+                            f"import autogan_tf.{binary}"], cwd=REPO, capture_output=True,
+                           text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=300)
+        assert p.returncode == 0, (binary, p.stderr[-2000:])
     # ... and the search's own modules do need it (the check above can fail).
     p = subprocess.run([sys.executable, "-c", "import sys; sys.modules['keras_tuner'] = None; "
                         "import autogan_tf.search.tuner"], cwd=REPO, capture_output=True,

@@ -20,7 +20,7 @@ from absl import logging as absl_logging
 from autogan_tf import data as data_lib
 from autogan_tf.cli import model_flags
 from autogan_tf.errors import ConfigError
-from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.search.config import SharedTrainingConfig
 from autogan_tf.training import distribute
 from autogan_tf.training import precision as precision_lib
 from autogan_tf.training.gan import GANConfig

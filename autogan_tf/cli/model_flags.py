@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.search.config import SharedTrainingConfig
 from autogan_tf.training.gan import GANConfig
 from autogan_tf.training.train_lib import TrainConfig
 

@@ -12,7 +12,7 @@ from absl import flags
 from autogan_tf.cli import common
 from autogan_tf.errors import ConfigError
 from autogan_tf.search.oracle import OracleConfig
-from autogan_tf.search.tuner import SharedTrainingConfig
+from autogan_tf.search.config import SharedTrainingConfig
 from autogan_tf.training import precision
 
 __all__ = ["oracle_config", "shared_training_config"]

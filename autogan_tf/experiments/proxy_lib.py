@@ -42,7 +42,7 @@ from autogan_tf import search_space as ss
 from autogan_tf import seeds
 from autogan_tf.errors import ConfigError, NonFiniteError, SearchError
 from autogan_tf.experiments import plots
-from autogan_tf.search.tuner import REWARDS
+from autogan_tf.search.config import REWARDS
 from autogan_tf.training import train_lib
 
 __all__ = ["ProxyConfig", "load_scored_architectures", "select_architectures", "spearman",
