@@ -31,7 +31,8 @@ import tensorflow as tf
 
 from autogan_tf import data
 from autogan_tf.errors import ClassifierError, EvaluationError, StatsError
-from autogan_tf.eval.classifiers import (
+from autogan_tf.eval import classifiers
+from autogan_tf.eval.classifiers import (  # noqa: F401  (re-exported through __all__)
     INCEPTION_HANDLE,
     INCEPTION_ID,
     INCEPTION_INPUT_SIZE,
@@ -59,16 +60,7 @@ __all__ = [
     "score_generator",
     "scores_from_activations",
     "check_statistics",
-    # Re-exported from autogan_tf.eval.classifiers.
-    "INCEPTION_HANDLE",
-    "INCEPTION_ID",
-    "INCEPTION_INPUT_SIZE",
-    "ClassifierError",
-    "Classifier",
-    "default_classifier",
-    "load_classifier",
-    "check_classifier",
-]
+] + classifiers.__all__  # re-exported, so callers need one import for metrics and classifiers
 
 DEFAULT_BATCH_SIZE = 100
 
