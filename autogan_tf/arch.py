@@ -45,8 +45,10 @@ def describe(arch_spec, bottom_width: int = TrainConfig.bottom_width, gf: int = 
         "resolution": res,
         "generator_params": model_stats.count_trainable_params(g),
         "generator_macs": model_stats.generator_macs(g),
+        "generator_macs_computed": model_stats.generator_macs(g, folded=True),
         "discriminator_params": model_stats.count_trainable_params(d),
         "discriminator_macs": model_stats.discriminator_macs(d, res),
+        "discriminator_macs_computed": model_stats.discriminator_macs(d, res, folded=True),
     }
 
 

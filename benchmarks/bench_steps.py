@@ -1,7 +1,7 @@
 """Benchmark: the project's speed figures, with the work definitions of the PyTorch anchor.
 
     python benchmarks/bench_steps.py [--which=search,derived,generation] [--precision=fp32,bf16]
-        [--repeats=N] [--xla] [--num_images=10000] [--stage=2] [--scale=1.0]
+        [--fold=on,off] [--repeats=N] [--xla] [--num_images=10000] [--stage=2] [--scale=1.0]
 
 * search iteration: 1 D step + 1 G step of the supernet (gf 128, df 64) at `--stage` (2: 32 px,
   all three cells), D batch 64, G batch 128, a new random architecture each iteration (drawn
@@ -9,7 +9,9 @@
 * derived iteration: 5 D steps + 1 G step + EMA 0.999 of autogan_cifar10_a (gf 256, df 128);
 * generation: the derived generator in evaluation mode, `--num_images` in batches of 100.
 
-`--precision` takes fp32, bf16 and auto (what `--precision=auto` picks on this machine). Each
+`--precision` takes fp32, bf16 and auto (what `--precision=auto` picks on this machine).
+`--fold=off` times the plain op order of the models (`autogan_tf.nn.layers.unfolded`: no folded
+kernels), `--fold=on,off` both, one after the other, for the folding's speed-up. Each
 figure is the median of the timed repeats (default: search 5, derived 3, generation 1 pass)
 after one untimed iteration; `trace_seconds` is the Python trace of the
 iteration's function; `first_iteration_seconds` is its first run after that (graph
@@ -20,6 +22,7 @@ depend on the machine (compare within one run, as ratios: benchmarks/compare_spe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from autogan_tf import search_space as ss  # noqa: E402
+from autogan_tf.nn import layers as L  # noqa: E402
 from autogan_tf.nn.discriminator import Discriminator  # noqa: E402
 from autogan_tf.nn.generators import DerivedGenerator, SharedGenerator  # noqa: E402
 from autogan_tf.training import precision as precision_lib  # noqa: E402
@@ -176,6 +180,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--which", default="search,derived")
     p.add_argument("--precision", default="fp32,bf16")
+    p.add_argument("--fold", default="on", help="on, off or on,off: folded kernels")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--xla", action="store_true", help="jit_compile the steps")
     p.add_argument("--scale", type=float, default=1.0, help="scale channels and batches")
@@ -187,19 +192,24 @@ def main(argv=None) -> None:
     bad = set(which) - set(DEFAULT_REPEATS)
     if bad:
         p.error(f"unknown --which {sorted(bad)}")
-    for w in which:
+    folds = [f for f in args.fold.split(",") if f]
+    if not folds or set(folds) - {"on", "off"}:
+        p.error(f"--fold takes on, off or on,off; got {args.fold!r}")
+    for w, fold in ((w, f) for w in which for f in folds):
         workload = {"search": precision_lib.SUPERNET, "derived": precision_lib.DERIVED,
                     "generation": precision_lib.GENERATION}[w]
         for prec in [q for q in args.precision.split(",") if q]:
             if prec not in precision_lib.PRECISIONS:
                 p.error(f"unknown --precision {prec}")
             resolved = resolve_precision(prec, workload)
-            if w == "generation":
-                out = bench_generation(resolved, args.num_images, args.batch_size, args.scale,
-                                       args.repeats, args.xla)
-            else:
-                out = bench_iteration(w, resolved, args.xla, args.scale, args.repeats,
-                                      args.stage)
+            with contextlib.nullcontext() if fold == "on" else L.unfolded():  # traced inside
+                if w == "generation":
+                    out = bench_generation(resolved, args.num_images, args.batch_size,
+                                           args.scale, args.repeats, args.xla)
+                else:
+                    out = bench_iteration(w, resolved, args.xla, args.scale, args.repeats,
+                                          args.stage)
+            out["folded"] = fold == "on"
             if prec == "auto":
                 out["precision_requested"] = "auto"
             print(json.dumps(out), flush=True)

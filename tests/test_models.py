@@ -38,6 +38,69 @@ def test_reference_macs():
     assert model_stats.generator_macs(g) == 1_765_015_552  # about 1.77 G as the reference
 
 
+def test_folded_kernels_cut_the_computed_macs_by_the_counted_amount():
+    # autogan_cifar10_a at gf 256 (c = 256 channels everywhere): per image, folding saves
+    # cell0 (nearest 4->8):  conv1 8*8*9 c^2 -> 4 phases * 4*4 px * 4 taps c^2, shortcut 8*8 -> 4*4
+    # cell1 (bilinear 8->16): shortcut and cell0's skip 1x1 convs at 16*16 -> 8*8 each
+    # cell2 (nearest 16->32): conv1 32*32*9 -> 4*16*16*4, skips from cell0 (32*32 -> 8*8) and
+    #                         cell1 (32*32 -> 16*16); no shortcut
+    c2 = 256 * 256
+    saved = ((8 * 8 * 9 - 4 * 4 * 4 * 4) + (64 - 16)  # cell0
+             + 2 * (256 - 64)  # cell1
+             + (1024 * 9 - 4 * 256 * 4) + (1024 - 64) + (1024 - 256)) * c2  # cell2
+    g = DerivedGenerator(A, channels=256)
+    assert model_stats.generator_macs(g, folded=True) == 1_765_015_552 - saved == 1_266_941_952
+    # The discriminator (df 128, 32 px): c2 + pool of blocks 1 and 2 become stride-2 4x4 convs,
+    # block 2's shortcut pools before its 1x1 conv.
+    d = Discriminator(128)
+    saved = ((32 * 32 * 9 - 16 * 16 * 16) + (16 * 16 * 9 - 8 * 8 * 16) + (256 - 64)) * 128 ** 2
+    assert (model_stats.discriminator_macs(d, 32)
+            - model_stats.discriminator_macs(d, 32, folded=True)) == saved
+
+
+@pytest.mark.parametrize("shape,cout", [((2, 5, 7, 3), 4), ((1, 4, 4, 6), 6)])
+def test_nearest_up_conv3x3_is_up_sampling_then_conv(shape, cout):
+    x = tf.random.stateless_normal(shape, seed=[1, 1])
+    k = tf.random.stateless_normal([3, 3, shape[-1], cout], seed=[2, 2])
+    b = tf.random.stateless_normal([cout], seed=[3, 3])
+    size = (2 * shape[1], 2 * shape[2])
+
+    def plain(x, k):
+        return tf.nn.bias_add(tf.nn.conv2d(L.resize_nearest(x, size), k, 1, "SAME"), b)
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, k])
+        ours, ref = L.nearest_up_conv3x3(x, k, b), plain(x, k)
+        # a loss that weighs every output pixel differently, so a wrong phase order shows
+        w = tf.random.stateless_normal(ref.shape, seed=[4, 4])
+        l_ours, l_ref = tf.reduce_sum(ours * w), tf.reduce_sum(ref * w)
+    assert ours.shape == ref.shape == (shape[0], *size, cout)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    for g_ours, g_ref in zip(tape.gradient(l_ours, [x, k]), tape.gradient(l_ref, [x, k])):
+        np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 9, 4)])
+def test_conv3x3_avg_pool_is_conv_then_pool(shape):
+    x = tf.random.stateless_normal(shape, seed=[5, 5])
+    k = tf.random.stateless_normal([3, 3, shape[-1], 5], seed=[6, 6])
+
+    def plain(x, k):
+        return tf.nn.avg_pool2d(tf.nn.conv2d(x, k, 1, "SAME"), 2, 2, "VALID")
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, k])
+        ours, ref = L.conv3x3_avg_pool(x, k), plain(x, k)
+        w = tf.random.stateless_normal(ref.shape, seed=[7, 7])
+        l_ours, l_ref = tf.reduce_sum(ours * w), tf.reduce_sum(ref * w)
+    assert ours.shape == ref.shape == (shape[0], shape[1] // 2, shape[2] // 2, 5)
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    for g_ours, g_ref in zip(tape.gradient(l_ours, [x, k]), tape.gradient(l_ref, [x, k])):
+        np.testing.assert_allclose(g_ours, g_ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="folds a 3x3 kernel"):
+        L.conv3x3_avg_pool(x, tf.zeros([1, 1, shape[-1], 5]))
+
+
 # ----- the SN-GAN baseline ----------------------------------------------------------------------
 def _sngan_params(gf, bw, latent=128):
     """SN-GAN's ResNet generator counted by hand (Miyato et al. 2018, CIFAR-10 at gf 256)."""
@@ -94,6 +157,11 @@ def test_arch_binary_takes_sngan():
     stats = json.loads(lines[-1])
     assert stats["arch"] == list(ss.REFERENCE_ARCHS["sngan"])
     assert stats["generator_params"] == _sngan_params(8, 4)
+    # Each nearest cell at input size h: conv1 (36 -> 16 h^2 c^2) and the shortcut (4 -> 1).
+    assert stats["generator_macs"] - stats["generator_macs_computed"] == \
+        (20 + 3) * (4 ** 2 + 8 ** 2 + 16 ** 2) * 8 ** 2
+    assert stats["discriminator_macs"] - stats["discriminator_macs_computed"] == \
+        (5120 + 1280 + 192) * 8 ** 2
 
 
 # ----- every op choice of every cell ---------------------------------------------------------------
@@ -140,6 +208,37 @@ def test_derived_matches_supernet_path(arch, tiny_supernet):
         assert np.all(np.abs(a) <= 1.0)
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert count_trainable_params(derived) < count_trainable_params(tiny_supernet)
+    # The folded forms (nearest up + conv, 1x1 convs before a resize) compute the same images
+    # as the plain op order, in training (batch statistics) and inference.
+    with L.unfolded():
+        for training in (False, True):
+            a = tiny_supernet(z, tf.constant(arch), training=training).numpy()
+            np.testing.assert_allclose(a, derived(z, training=training).numpy(), atol=1e-5)
+            with L.unfolded():  # re-entrant
+                assert not L.folding()
+            assert not L.folding()
+    assert L.folding()
+
+
+def test_folded_and_plain_graphs_give_the_same_gradients():
+    # A GAN loss through generator and discriminator, folded and plain: same gradient of
+    # every weight (the folded kernels are functions of the same variables).
+    z = tf.random.stateless_normal([4, 8], seed=[8, 8])
+    real = tf.random.stateless_uniform([4, 16, 16, 3], seed=[9, 9], minval=-1, maxval=1)
+    grads = []
+    for folded in (True, False):
+        keras.utils.set_random_seed(4)
+        g = DerivedGenerator(A, latent_dim=8, channels=8, bottom_width=2)
+        d = Discriminator(8, input_resolution=16)
+        with L.unfolded() if not folded else tf.name_scope("folded"):
+            with tf.GradientTape() as tape:
+                loss = (tf.reduce_mean(d(g(z, training=True), training=True))
+                        - tf.reduce_mean(d(real, training=True)))
+        weights = g.trainable_weights + d.trainable_weights
+        grads.append(tape.gradient(loss, weights))
+    assert len(grads[0]) == len(weights) and all(x is not None for x in grads[0])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
 def test_supernet_stages_grow_resolution(tiny_supernet):
@@ -329,8 +428,8 @@ def test_derived_cell_sums_equal_the_plain_sum_of_biased_convs(monkeypatch):
     ours = g(z, training=True).numpy()
 
     def plain(h, terms):
-        for conv, x in terms:
-            h = h + conv(x)
+        for conv, term in terms:
+            h = h + tf.nn.bias_add(term(conv), conv.bias)
         return h
 
     monkeypatch.setattr(cells, "_add_convs", plain)

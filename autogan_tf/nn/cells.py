@@ -28,7 +28,10 @@ Adding an op:
    which also gives the controller its new logit and the architecture JSON its new value;
 2. add one entry under that name to `CELL_OPS` below: `Op(key, apply, make)` for a norm or up
    op (`apply` is the computation, `make` builds its layer when it has weights and `key` names
-   that layer), `ConvKind(key, steps)` for a new order of norm, ReLU, up and conv;
+   that layer), `ConvKind(key, steps)` for a new order of norm, ReLU, up and conv. An up op
+   may also say how to run more cheaply next to a conv: `linear=True` for a fixed resampling
+   that a 1x1 conv commutes with, `conv3x3` for itself followed by a 3x3 conv in one step (see
+   "Cheaper forms" below);
 3. add its test (for example the supernet path of an architecture using it equals its derived
    cell, as `tests/test_models.py` checks for every option).
 
@@ -45,6 +48,17 @@ any branch (`layers.cross_replica_moments_many`), and a switch runs the norm (wi
 statistics, for an op with `batch_stats`) and the steps after it. Outside a strategy the
 blocks are one switch each, as before. A new norm op that normalises with batch statistics
 sets `batch_stats=True` and takes `moments=(mean, variance)` in `apply`.
+
+Cheaper forms: the cells compute the same function in fewer multiply-adds where an up op allows
+it (equal up to float rounding; the weights and their names do not change):
+
+* a `linear` up op (bilinear, nearest: the same fixed linear map on every channel, weights
+  summing to 1 at each output pixel) commutes with a 1x1 conv and its bias, so the skip and
+  shortcut 1x1 convs run before it, at the source's resolution (4x or 16x fewer);
+* an up op with `conv3x3` (nearest: `layers.nearest_up_conv3x3`) runs together with the 3x3
+  conv that follows it in a block, as four 2x2 convs at the input's resolution (2.25x fewer).
+
+Inside `layers.unfolded()` the cells build the plain order.
 
 Checkpoints follow attribute names (`tf.train.Checkpoint`), and optimizer slots follow the order
 of `weights`; the cells keep the attribute names and creation order of release 0.1 (pinned by
@@ -70,6 +84,7 @@ __all__ = [
     "OpTable",
     "CELL_OPS",
     "conv_block",
+    "up_conv1x1",
     "path_roles",
     "SearchCell",
     "DerivedCell",
@@ -93,12 +108,19 @@ class Op:
       batch_stats: a norm op that normalises with the statistics of the batch (batch norm):
         its `apply` also takes `moments=(mean, variance)`, the global batch's statistics under
         a strategy (None: its own).
+      linear: an up op without weights that applies one fixed linear map to every channel,
+        its weights summing to 1 at each output pixel: a 1x1 conv (with its bias) gives the
+        same result before it as after it, and is cheaper before it.
+      conv3x3: an up op's cheaper form of itself (2x) followed by a 3x3 "same" conv:
+        `conv3x3(x, conv_layer)` -> the conv layer's output, bias included.
     """
 
     key: Optional[str]
     apply: Callable
     make: Optional[Callable] = None
     batch_stats: bool = False
+    linear: bool = False
+    conv3x3: Optional[Callable] = None
 
     def __post_init__(self):
         if (self.key is None) != (self.make is None):
@@ -189,6 +211,10 @@ def _resize(method):
     return apply
 
 
+def _nearest_up_conv3x3(x, conv: keras.layers.Conv2D):
+    return L.nearest_up_conv3x3(x, conv.kernel, conv.bias)
+
+
 def _stacked(x, factor, layers):
     """Applies one stride-2 layer per doubling (a 4x skip under deconv: two deconvs)."""
     if 2 ** len(layers) != factor:
@@ -210,8 +236,8 @@ CELL_OPS = OpTable.from_names(
         "instance norm": Op(None, _instance_norm),  # no affine parameters
     },
     up={
-        "bilinear": Op(None, _resize("bilinear")),
-        "nearest": Op(None, _resize("nearest")),
+        "bilinear": Op(None, _resize("bilinear"), linear=True),
+        "nearest": Op(None, _resize("nearest"), linear=True, conv3x3=_nearest_up_conv3x3),
         "deconv": Op("deconv", _stacked, L.deconv2x2),
     },
 )
@@ -233,8 +259,12 @@ def conv_block(x, kind: ConvKind, norm: Optional[Op], up: Optional[Op], layer: C
       steps: only these of `kind`'s steps (default: all); the supernet splits a block at its
         norm under a strategy.
       moments: (mean, variance) for a `batch_stats` norm op; None: its own statistics.
+
+    An up op with a `conv3x3` form runs together with a conv that directly follows it.
     """
-    for step in kind.steps if steps is None else steps:
+    steps = tuple(kind.steps if steps is None else steps)
+    folded = False  # the conv already ran with the up op
+    for i, step in enumerate(steps):
         if step == "norm":
             norm_layer = layer(("norm",)) if norm.has_weights else None
             x = (norm.apply(x, norm_layer, training, moments=moments) if norm.batch_stats
@@ -242,10 +272,47 @@ def conv_block(x, kind: ConvKind, norm: Optional[Op], up: Optional[Op], layer: C
         elif step == "relu":
             x = tf.nn.relu(x)
         elif step == "up" and up is not None:
-            x = up.apply(x, 2, [layer(("up", 0))] if up.has_weights else [])
-        elif step == "conv":
+            if (up.conv3x3 is not None and steps[i + 1:i + 2] == ("conv",)
+                    and L.folding()):
+                x, folded = up.conv3x3(x, layer(("conv",))), True
+            else:
+                x = up.apply(x, 2, [layer(("up", 0))] if up.has_weights else [])
+        elif step == "conv" and not folded:
             x = layer(("conv",))(x)
     return x
+
+
+def up_conv1x1(x, up: Op, factor: int, up_layers, conv: keras.layers.Conv2D):
+    """`conv(up(x))` without `conv`'s bias, for a skip input or a shortcut.
+
+    A `linear` up op runs after the 1x1 conv, which then works at `x`'s resolution (`factor`
+    squared times fewer multiply-adds; the same result up to rounding, Op.linear); other up ops
+    run before it.
+    """
+    def conv_op(t):
+        return conv.convolution_op(t, tf.cast(conv.kernel, t.dtype))
+
+    if up.linear and L.folding():
+        return up.apply(conv_op(x), factor, [])
+    return conv_op(up.apply(x, factor, up_layers))
+
+
+def _add_convs(h, terms):
+    """`h + sum(conv(...) for conv, term in terms)`, with the convs' biases added last.
+
+    Each term is `(conv, term)`: `term(conv)` gives the conv's output without its bias (for
+    example `up_conv1x1`). The same sum as adding each conv's output, bias included (up to
+    float rounding). Written as conv -> bias -> add, a sum that the next cell reads twice (its
+    ReLU and its shortcut or skip input) makes Grappler's remapper fuse the add into the conv
+    and then fail ("Mutation::Apply error: fanout ... exist for missing node .../add"), which
+    drops every fusion of the step; with the biases after the sum the pass succeeds.
+    """
+    bias = None
+    for conv, term in terms:
+        h = h + term(conv)
+        b = tf.cast(conv.bias, h.dtype)
+        bias = b if bias is None else bias + b
+    return tf.nn.bias_add(h, bias)
 
 
 def _block_build_shapes(kind: ConvKind, input_shape, channels: int, upsample: bool) -> dict:
@@ -418,13 +485,14 @@ class SearchCell(keras.layers.Layer):
         for conv in self.skip_convs:
             conv.build((None, 2 * h, 2 * w, c))
 
-    def _up(self, x, up_index, factor, role):
-        """The chosen up op inside the graph; `role` names the layers of weighted ops."""
+    def _up_conv1x1(self, x, up_index, factor, role, conv):
+        """`conv(up(x))` with the chosen up op inside the graph, `conv`'s bias left out
+        (`up_conv1x1`); `role` names the up layers of weighted ops."""
         n_up = factor.bit_length() - 1
         return _switch(up_index, [
-            (lambda op=op: op.apply(x, factor, [
+            (lambda op=op: up_conv1x1(x, op, factor, [
                 self._layer(role + (i,), None, None, op) for i in range(n_up)]
-                if op.has_weights else []))
+                if op.has_weights else [], conv))
             for op in self.ops.up])
 
     def _synced_block(self, name, inputs, conv, norm, up, training):
@@ -503,9 +571,10 @@ class SearchCell(keras.layers.Layer):
         for source, f in enumerate(skips):
             factor = size // int(f.shape[1])
             h = tf.cond(_bit(skip, self.cell_index - 1 - source),  # LSB = nearest earlier cell
-                        lambda h=h, f=f, s=source, factor=factor: h + self._layer(
-                            ("skip", s, "conv"), None, None, None)(
-                            self._up(f, up, factor, ("skip", s, "up"))),
+                        lambda h=h, f=f, s=source, factor=factor: _add_convs(h, [(
+                            self._layer(("skip", s, "conv"), None, None, None),
+                            lambda conv, f=f, s=s, factor=factor: self._up_conv1x1(
+                                f, up, factor, ("skip", s, "up"), conv))]),
                         lambda h=h: h)
         skip_out = h
         if synced:
@@ -515,8 +584,9 @@ class SearchCell(keras.layers.Layer):
                 (lambda k=k, n=n: block("block2", h, k, n, None))
                 for k, n in itertools.product(ops.conv, ops.norm)])
         out = tf.cond(tf.equal(shortcut, 1),
-                      lambda: out + self._layer(("shortcut", "conv"), None, None, None)(
-                          self._up(x, up, 2, ("shortcut", "up"))),
+                      lambda: _add_convs(out, [(
+                          self._layer(("shortcut", "conv"), None, None, None),
+                          lambda conv: self._up_conv1x1(x, up, 2, ("shortcut", "up"), conv))]),
                       lambda: out)
         return skip_out, out
 
@@ -527,23 +597,6 @@ class SearchCell(keras.layers.Layer):
 
 
 # ----- the derived cell ------------------------------------------------------------------------
-def _add_convs(h, terms):
-    """`h + sum(conv(x) for conv, x in terms)`, with the convs' biases added last.
-
-    The same sum as adding each conv's output, bias included (up to float rounding). Written
-    as conv -> bias -> add, a sum that the next cell reads twice (its ReLU and its shortcut or
-    skip input) makes Grappler's remapper fuse the add into the conv and then fail ("Mutation::
-    Apply error: fanout ... exist for missing node .../add"), which drops every fusion of the
-    step; with the biases after the sum the pass succeeds.
-    """
-    bias = None
-    for conv, x in terms:
-        h = h + conv.convolution_op(x, tf.cast(conv.kernel, x.dtype))
-        b = tf.cast(conv.bias, h.dtype)
-        bias = b if bias is None else bias + b
-    return tf.nn.bias_add(h, bias)
-
-
 def _derived_names(role, norm: Op, up: Op, sources) -> tuple:
     """(attribute, layer name) of a derived cell's layer: the names of release 0.1."""
     if role[0] in ("block1", "block2"):
@@ -634,11 +687,11 @@ class DerivedCell(keras.layers.Layer):
                     scale = 2 ** (role[3] + 1) / _skip_factor(self.cell_index, role[1])
                     self._layer(role).build((None, int(h * scale), int(w * scale), c))
 
-    def _up(self, x, factor, role):
+    def _up_conv1x1(self, x, factor, role, conv):
         n_up = factor.bit_length() - 1
         layers = ([self._layer(role + (i,)) for i in range(n_up)]
                   if self.up_op.has_weights else [])
-        return self.up_op.apply(x, factor, layers)
+        return up_conv1x1(x, self.up_op, factor, layers, conv)
 
     def call(self, x, skips=(), training=False):
         def block(name, inputs, up_op):
@@ -650,13 +703,16 @@ class DerivedCell(keras.layers.Layer):
         size = int(h.shape[1])
         if self.sources:
             h = _add_convs(h, [(self._layer(("skip", s, "conv")),
-                                self._up(skips[s], size // int(skips[s].shape[1]),
-                                         ("skip", s, "up"))) for s in self.sources])
+                                lambda conv, s=s: self._up_conv1x1(
+                                    skips[s], size // int(skips[s].shape[1]), ("skip", s, "up"),
+                                    conv))
+                               for s in self.sources])
         skip_out = h
         out = block("block2", h, None)
         if self.choice.shortcut:
             out = _add_convs(out, [(self._layer(("shortcut", "conv")),
-                                    self._up(x, 2, ("shortcut", "up")))])
+                                    lambda conv: self._up_conv1x1(x, 2, ("shortcut", "up"),
+                                                                  conv))])
         return skip_out, out
 
     def get_config(self):

@@ -5,6 +5,23 @@ SN-GAN), instance normalisation without affine parameters, nearest and bilinear 
 stride-2 deconvolution, and the initialisers that match the reference implementation. Which of
 these a generator cell may choose is the op table's business (`nn/cells.py`).
 
+Two fixed linear ops next to a 3x3 convolution are folded into the convolution's kernel, so the
+same function costs fewer multiply-adds (the result is the same up to float rounding; the
+weights, checkpoints and parameter counts do not change):
+
+* `nearest_up_conv3x3`: nearest 2x up-sampling followed by a 3x3 conv ("same" zero padding).
+  Each of the four output phases (even/odd row, even/odd column) sees only a 2x2 window of the
+  low-resolution input, so the pair is four 2x2 convs at the input's resolution, interleaved by
+  `depth_to_space`: 16 instead of 36 multiply-adds per input pixel and channel pair (2.25x).
+* `conv3x3_avg_pool`: a 3x3 conv followed by 2x2 average pooling is one 4x4 conv of stride 2
+  whose kernel is the average of the 3x3 kernel at its four offsets: 2.25x fewer again.
+
+Both keep "same" zero padding: the zero border of the up-sampled map is the up-sampling of the
+zero border, and a pooled output sums conv outputs whose taps read the same padded input.
+Inside `with unfolded():` the layers and cells build the plain order instead (the reference's
+graph): `nn/stats.py` counts the reference's multiply-adds that way, and the tests and
+`benchmarks/bench_steps.py --nofold` compare the two.
+
 Batch norm under a `tf.distribute` strategy: in training, a data-parallel step normalises with
 the statistics of the global batch. `apply_batch_norm` all-reduces them across replicas itself
 (`cross_replica_moments`); the supernet, whose batch norms sit inside `tf.switch_case` branches
@@ -15,6 +32,7 @@ is called, which fails inside a branch.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Optional
 
@@ -27,6 +45,10 @@ __all__ = [
     "instance_norm",
     "resize_nearest",
     "resize_bilinear",
+    "nearest_up_conv3x3",
+    "conv3x3_avg_pool",
+    "unfolded",
+    "folding",
     "conv_initializer",
     "bias_initializer",
     "batch_norm",
@@ -231,6 +253,82 @@ def resize_bilinear(x: tf.Tensor, size) -> tf.Tensor:
     return tf.cast(y, x.dtype)
 
 
+_FOLDING = [True]
+
+
+@contextlib.contextmanager
+def unfolded():
+    """Functions traced inside build the plain op order (module docstring); re-entrant."""
+    _FOLDING.append(False)
+    try:
+        yield
+    finally:
+        _FOLDING.pop()
+
+
+def folding() -> bool:
+    """Whether the cheaper folded forms are built (False inside `unfolded()`)."""
+    return _FOLDING[-1]
+
+
+# Row (or column) taps of the nearest-up + 3x3 conv pair: for output phase a (0: even, 1: odd),
+# which of the kernel's three taps (rows) fall on each of the two input rows of its window.
+# Phase 0 at 2i reads up-sampled rows 2i-1, 2i, 2i+1 = input rows i-1, i, i; phase 1 reads
+# rows 2i, 2i+1, 2i+2 = input rows i, i, i+1.
+_NEAREST_PHASE_TAPS = (((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)),
+                       ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+
+
+def _folding_kernel(kernel, what: str) -> tf.Tensor:
+    """A 3x3 kernel as a tensor to fold, in float32 if it is stored in a 16-bit type (the
+    folded taps are sums of up to four weights; they are rounded once, when cast for the conv).
+    """
+    k = tf.convert_to_tensor(kernel)
+    if tuple(k.shape[:2]) != (3, 3):
+        raise ValueError(f"{what} folds a 3x3 kernel; got a kernel of shape {tuple(k.shape)}")
+    return tf.cast(k, tf.float32) if k.dtype in (tf.bfloat16, tf.float16) else k
+
+
+def nearest_up_conv3x3(x: tf.Tensor, kernel, bias=None) -> tf.Tensor:
+    """`conv3x3(resize_nearest(x, 2x))` ("same" padding, stride 1), at `x`'s resolution.
+
+    Args:
+      x: NHWC input (the low resolution).
+      kernel: [3, 3, in, out] (a variable or tensor; folded in float32 or float64, then
+        cast to `x`'s dtype).
+      bias: optional [out], added to each phase's conv (a fusable conv + bias).
+    Returns:
+      [N, 2H, 2W, out], equal to the up-sampling followed by the conv up to float rounding.
+    """
+    k = _folding_kernel(kernel, "nearest_up_conv3x3")
+    taps = tf.constant(_NEAREST_PHASE_TAPS, k.dtype)  # [phase, window tap, kernel tap]
+    phases = tf.einsum("apr,bqs,rsio->abpqio", taps, taps, k)  # [2, 2, 2, 2, in, out]
+    outs = []
+    for a in (0, 1):
+        for b in (0, 1):
+            # The window of phase (a, b) at (i, j) is input rows i-1+a.., columns j-1+b..
+            xp = tf.pad(x, [[0, 0], [1 - a, a], [1 - b, b], [0, 0]])
+            y = tf.nn.conv2d(xp, tf.cast(phases[a, b], x.dtype), 1, "VALID")
+            if bias is not None:
+                y = tf.nn.bias_add(y, tf.cast(bias, y.dtype))
+            outs.append(y)
+    # depth_to_space puts channel block 2a + b at output pixel (2i + a, 2j + b).
+    return tf.nn.depth_to_space(tf.concat(outs, -1), 2)
+
+
+def conv3x3_avg_pool(x: tf.Tensor, kernel) -> tf.Tensor:
+    """`avg_pool2x2(conv3x3(x))` ("same" padding, then 2x2 "valid" pooling), no bias.
+
+    One stride-2 4x4 conv over the zero-padded input: pooled output (i, j) averages the conv
+    outputs at rows 2i, 2i+1 and columns 2j, 2j+1, which read padded rows 2i..2i+3.
+    """
+    k = _folding_kernel(kernel, "conv3x3_avg_pool")
+    shifted = [tf.pad(k, [[a, 1 - a], [b, 1 - b], [0, 0], [0, 0]])
+               for a in (0, 1) for b in (0, 1)]
+    k4 = tf.cast(0.25 * tf.add_n(shifted), x.dtype)
+    return tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), k4, 2, "VALID")
+
+
 def _l2_normalize(v, eps=1e-12):
     return v / (tf.norm(v) + eps)
 
@@ -282,10 +380,19 @@ class SNConv2D(_SpectralNorm, keras.layers.Layer):
                      if self.use_bias else None)
         self._build_u(self.filters)
 
-    def call(self, x, training=False, add_bias=True):
-        """`add_bias=False`: the convolution only; the caller adds `self.bias` itself."""
+    def call(self, x, training=False, add_bias=True, avg_pool=False):
+        """`add_bias=False`: the convolution only; the caller adds `self.bias` itself.
+
+        `avg_pool=True`: the 2x2 average pool of the output, computed as one stride-2 conv
+        (`conv3x3_avg_pool`; 3x3 kernels only). The bias commutes with the pool.
+        """
         k = self._normalized_kernel(bool(training))
-        y = tf.nn.conv2d(x, k, strides=1, padding="SAME")
+        if avg_pool and folding():
+            y = conv3x3_avg_pool(x, k)
+        else:
+            y = tf.nn.conv2d(x, k, strides=1, padding="SAME")
+            if avg_pool:
+                y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
         if self.bias is not None and add_bias:
             y = tf.nn.bias_add(y, tf.cast(self.bias.value, y.dtype))
         return y

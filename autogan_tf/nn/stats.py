@@ -1,11 +1,20 @@
-"""Model statistics: trainable parameters and multiply-accumulates per image."""
+"""Model statistics: trainable parameters and multiply-accumulates per image.
+
+MACs count the convs, transposed convs and matmuls of the traced graph. By default the graph
+is traced inside `layers.unfolded()`, so the count is that of the model as defined (the
+reference's op order, comparable with the paper's figures); `folded=True` counts what the
+project computes (the folded kernels of `nn/layers.py`: fewer).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
+
+from autogan_tf.nn import layers as L
 
 __all__ = ["count_trainable_params", "count_macs", "generator_macs", "discriminator_macs"]
 
@@ -38,23 +47,27 @@ def _graph_macs(graph) -> int:
     return total
 
 
-def count_macs(fn: Callable, input_shape, dtype=tf.float32) -> int:
+def count_macs(fn: Callable, input_shape, dtype=tf.float32, folded: bool = False) -> int:
     """Multiply-accumulates per example of `fn` (convs, transposed convs, matmuls).
 
     Traces `fn` at batch 1 and 2 and takes the difference, so per-batch constants (the spectral
-    norm's power iteration) are not counted.
+    norm's power iteration, folding the kernels) are not counted. `folded`: count the graph
+    the project runs instead of the model as defined (module docstring).
     """
     counts = []
     for batch in (1, 2):
         spec = tf.TensorSpec([batch, *input_shape], dtype)
-        graph = tf.function(fn, autograph=False).get_concrete_function(spec).graph
+        with contextlib.nullcontext() if folded else L.unfolded():
+            graph = tf.function(fn, autograph=False).get_concrete_function(spec).graph
         counts.append(_graph_macs(graph))
     return counts[1] - counts[0]
 
 
-def generator_macs(generator) -> int:
-    return count_macs(lambda z: generator(z, training=False), [generator.latent_dim])
+def generator_macs(generator, folded: bool = False) -> int:
+    return count_macs(lambda z: generator(z, training=False), [generator.latent_dim],
+                      folded=folded)
 
 
-def discriminator_macs(discriminator, resolution: int) -> int:
-    return count_macs(lambda x: discriminator(x, training=False), [resolution, resolution, 3])
+def discriminator_macs(discriminator, resolution: int, folded: bool = False) -> int:
+    return count_macs(lambda x: discriminator(x, training=False), [resolution, resolution, 3],
+                      folded=folded)
