@@ -2,7 +2,7 @@
 
     python benchmarks/compare_speed.py [--quick] [--repeats=N] [--rounds=N]
         [--precision=fp32,bf16] [--which=search,derived,generation] [--xla] [--no_anchor]
-        [--output=speed.json]
+        [--allocator=glibc,jemalloc] [--output=speed.json]
 
 Runs, back to back in one process tree, `benchmarks/bench_steps.py` (search iteration, derived
 iteration, generation; fp32 and bf16) and, when the anchor is available, the PyTorch harness
@@ -11,13 +11,16 @@ malloc and jemalloc). The anchor is available when `MIRROR` names a git director
 reference repository, or when `$ANCHOR_WORK` (default /tmp/autogan-anchor) already holds its
 checkout and venv; `ANCHOR_SCRIPT` overrides where the harness script is. With `--rounds=N` the
 two sides alternate N times and each figure is the median over the rounds, which tames a
-machine that others use at the same time.
+machine that others use at the same time. `--allocator` times the project's side with the
+system's malloc (glibc) and with jemalloc preloaded as the anchor preloads it (the default:
+both where libjemalloc.so.2 is installed, as the binaries' `--malloc=auto` preloads it).
 
-Prints one JSON object: `project` (per figure and precision: seconds per iteration or images
-per second), `anchor` (per allocator), and `ratios`: for each figure, how many times faster the
-project is than PyTorch with glibc and with jemalloc (PyTorch seconds / project seconds; for
-generation project images/s / PyTorch images/s). Figures differ between machines: compare
-ratios from one run on one machine.
+Prints one JSON object: `project` (per figure, precision and allocator, e.g. `fp32+jemalloc`:
+seconds per iteration or images per second), `anchor` (per allocator), and `ratios`: for each
+figure, how many times faster the project is than PyTorch with glibc and with jemalloc (PyTorch
+seconds / project seconds; for generation project images/s / PyTorch images/s), e.g.
+`fp32+jemalloc_vs_torch_jemalloc`, the two sides on the same allocator. Figures differ between
+machines: compare ratios from one run on one machine.
 """
 
 from __future__ import annotations
@@ -79,7 +82,33 @@ def _run(cmd, env=None, timeout=None) -> tuple:
     return _json_lines(p.stdout), time.perf_counter() - t0, p.stderr
 
 
-def run_project(args) -> list:
+def _jemalloc() -> str | None:
+    sys.path.insert(0, REPO)
+    from autogan_tf.cli import common  # pylint: disable=import-outside-toplevel
+
+    lib = common.find_jemalloc()
+    return lib if lib and os.path.isfile(lib) else None
+
+
+def allocator_env(allocator: str) -> dict:
+    """The environment of the project's benchmark process for `allocator`.
+
+    Raises:
+      RuntimeError: jemalloc asked for and not installed.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if allocator == "glibc":
+        return env
+    from autogan_tf.cli import common  # pylint: disable=import-outside-toplevel
+    lib = _jemalloc()
+    if lib is None:
+        raise RuntimeError("--allocator=jemalloc: libjemalloc.so.2 is not installed (Debian/"
+                           "Ubuntu: apt-get install libjemalloc2; or set AUTOGAN_TF_JEMALLOC)")
+    return dict(env, LD_PRELOAD=lib, MALLOC_CONF=common.JEMALLOC_CONF)
+
+
+def run_project(args, allocator: str = "glibc") -> list:
     cmd = [sys.executable, os.path.join(HERE, "bench_steps.py"), "--which=" + args.which,
            "--precision=" + args.precision, "--num_images=" + str(args.num_images)]
     if args.repeats:
@@ -88,7 +117,9 @@ def run_project(args) -> list:
         cmd.append("--xla")
     if args.scale != 1.0:
         cmd.append(f"--scale={args.scale}")
-    lines, seconds, _ = _run(cmd, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines, seconds, _ = _run(cmd, env=allocator_env(allocator))
+    for line in lines:
+        line["allocator"] = allocator
     return lines
 
 
@@ -112,7 +143,8 @@ def summarise(project_runs: list, anchor_runs: list) -> dict:
     project, anchor = {}, {}
     for run in project_runs:
         for r in run:
-            key = (r["benchmark"], r["precision"] + ("+xla" if r.get("xla") else ""))
+            key = (r["benchmark"], r["precision"] + ("+xla" if r.get("xla") else "")
+                   + ("+jemalloc" if r.get("allocator") == "jemalloc" else ""))
             project.setdefault(key, []).append(_value(r))
     for run in anchor_runs:
         for r in run:
@@ -148,6 +180,9 @@ def main(argv=None) -> int:
     p.add_argument("--xla", action="store_true", help="also jit_compile the project's steps")
     p.add_argument("--scale", type=float, default=1.0, help="project only: smoke runs")
     p.add_argument("--no_anchor", action="store_true", help="project figures only")
+    p.add_argument("--allocator", default=None,
+                   help="project side: glibc, jemalloc or glibc,jemalloc (default: both where "
+                        "jemalloc is installed, else glibc)")
     p.add_argument("--anchor_script", default=_default_anchor_script())
     p.add_argument("--output", default=None, help="also write the JSON here")
     args = p.parse_args(argv)
@@ -155,13 +190,22 @@ def main(argv=None) -> int:
         args.repeats = args.repeats or 2
         args.num_images = args.num_images or 1000
     args.num_images = args.num_images or 10_000
+    allocators = ([a for a in args.allocator.split(",") if a] if args.allocator else
+                  ["glibc", "jemalloc"] if _jemalloc() else ["glibc"])
+    if not allocators or set(allocators) - {"glibc", "jemalloc"}:
+        p.error(f"--allocator takes glibc, jemalloc or glibc,jemalloc; got {args.allocator!r}")
+    if "jemalloc" in allocators and not _jemalloc():
+        p.error("--allocator=jemalloc: libjemalloc.so.2 is not installed (Debian/Ubuntu: "
+                "apt-get install libjemalloc2; or set AUTOGAN_TF_JEMALLOC)")
     use_anchor, why = (False, "--no_anchor") if args.no_anchor else anchor_available(
         args.anchor_script)
     t0 = time.time()
     project_runs, anchor_runs, notes = [], [], []
     for r in range(args.rounds):
-        print(f"# round {r + 1}/{args.rounds}: project", file=sys.stderr, flush=True)
-        project_runs.append(run_project(args))
+        for allocator in allocators:
+            print(f"# round {r + 1}/{args.rounds}: project ({allocator})", file=sys.stderr,
+                  flush=True)
+            project_runs.append(run_project(args, allocator))
         if use_anchor:
             print(f"# round {r + 1}/{args.rounds}: PyTorch anchor", file=sys.stderr, flush=True)
             lines, stderr = run_anchor(args, args.anchor_script)
@@ -173,6 +217,7 @@ def main(argv=None) -> int:
         machine={"cpu": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version()},
         settings={"which": args.which, "precision": args.precision, "repeats": args.repeats,
                   "rounds": args.rounds, "num_images": args.num_images, "quick": args.quick,
+                  "allocators": allocators,
                   "xla": args.xla, "scale": args.scale},
         seconds=round(time.time() - t0, 1), notes=notes,
         raw={"project": project_runs, "anchor": anchor_runs})

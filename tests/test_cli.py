@@ -32,8 +32,8 @@ def parsed_flags():
         FLAGS.mark_as_parsed()
 
 
-def _run(args, timeout=600, **kw):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+def _run(args, timeout=600, env_extra=None, **kw):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
     return subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout, **kw)
 
@@ -381,3 +381,66 @@ def test_flag_help_shows_the_config_defaults():
     assert FLAGS["max_iter"].default == TrainConfig.max_iterations == 50_000
     assert FLAGS["top_k"].default == OracleConfig.top_k
     assert FLAGS["reward_images"].default == SharedTrainingConfig.reward_images
+
+
+# ----- --malloc ----------------------------------------------------------------------------------
+def test_malloc_choice_preloads_jemalloc_once_and_says_why(tmp_path):
+    lib = tmp_path / "libjemalloc.so.2"
+    lib.write_bytes(b"")
+    found = lambda env: str(lib)  # noqa: E731
+    changes, line = common.malloc_restart_env("auto", {}, found)
+    assert changes == {"LD_PRELOAD": str(lib), "MALLOC_CONF": common.JEMALLOC_CONF}
+    assert "restarting with jemalloc preloaded" in line and str(lib) in line
+    # the user's own preloads and jemalloc settings stay
+    changes, _ = common.malloc_restart_env(
+        "jemalloc", {"LD_PRELOAD": "/x/libfoo.so", "MALLOC_CONF": "narenas:1"}, found)
+    assert changes == {"LD_PRELOAD": f"{lib}:/x/libfoo.so"}
+    # after the restart (or preloaded by the user): nothing to do, whatever the flag
+    for choice in ("auto", "jemalloc", "system"):
+        changes, line = common.malloc_restart_env(choice, {"LD_PRELOAD": str(lib)}, found)
+        assert changes == {} and line.startswith("malloc: jemalloc (preloaded")
+    assert common.malloc_restart_env("system", {}, found)[0] == {}
+    # none installed: auto keeps the system's malloc and says how to get jemalloc ...
+    changes, line = common.malloc_restart_env("auto", {}, lambda env: None)
+    assert changes == {} and "libjemalloc2" in line
+    # ... and --malloc=jemalloc is refused, naming what was looked at and the fixes
+    with pytest.raises(app.UsageError, match="not in the loader's cache.*apt-get install "
+                                             "libjemalloc2.*--malloc=system"):
+        common.malloc_restart_env("jemalloc", {}, lambda env: None)
+    missing = str(tmp_path / "nope.so")
+    with pytest.raises(app.UsageError, match=f"AUTOGAN_TF_JEMALLOC={missing} does not exist"):
+        common.malloc_restart_env("jemalloc", {"AUTOGAN_TF_JEMALLOC": missing})
+    assert common.find_jemalloc({"AUTOGAN_TF_JEMALLOC": missing}) == missing
+
+
+_MALLOC_PROBE = """
+import os
+from absl import app
+from autogan_tf.cli import common
+def main(argv):
+    common.setup()
+    print("LD_PRELOAD=" + os.environ.get("LD_PRELOAD", ""), flush=True)
+app.run(main)
+"""
+
+
+def test_binaries_restart_with_jemalloc_preloaded(tmp_path):
+    lib = common.find_jemalloc({})  # the installed one, else a stand-in the loader skips
+    if lib is None:
+        lib = str(tmp_path / "libjemalloc.so.2")
+        open(lib, "wb").close()
+    env = {"AUTOGAN_TF_JEMALLOC": lib, "LD_PRELOAD": "", "MALLOC_CONF": ""}
+    p = _run(["-c", _MALLOC_PROBE, "--malloc=auto", "--logtostderr"], env_extra=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.splitlines() == [f"LD_PRELOAD={lib}"]  # one process printed, after restart
+    assert "malloc: restarting with jemalloc preloaded" in p.stderr
+    assert "malloc: jemalloc (preloaded" in p.stderr
+    p = _run(["-c", _MALLOC_PROBE, "--malloc=system"], env_extra=env)
+    assert p.returncode == 0 and p.stdout.splitlines() == ["LD_PRELOAD="], p.stderr[-2000:]
+    # a real binary refuses a missing library before it does any work
+    run_dir = tmp_path / "run"
+    p = _run(["-m", "autogan_tf.train", "--malloc=jemalloc", f"--run_dir={run_dir}"],
+             env_extra={"AUTOGAN_TF_JEMALLOC": str(tmp_path / "missing.so")})
+    assert p.returncode != 0
+    assert "AUTOGAN_TF_JEMALLOC" in p.stderr and "--malloc=system" in p.stderr
+    assert not run_dir.exists()

@@ -28,9 +28,9 @@ from autogan_tf.training.train_lib import ON_NONFINITE, TrainConfig
 
 __all__ = ["DATASET", "DATA_DIR", "D_BATCH", "G_BATCH", "N_CRITIC", "G_LR", "D_LR", "BETA1",
            "BETA2", "CLASSIFIER", "CACHE_DIR", "PRECISION", "MIXED", "XLA", "SEED", "STRATEGY",
-           "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "ON_NONFINITE_FLAG",
+           "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "MALLOC", "ON_NONFINITE_FLAG",
            "OVERWRITE", "define_run_dir", "define_xla_flag", "setup", "quiet_info_logs",
-           "enable_determinism", "requested_precision", "compute_choice", "gan_config",
+           "enable_determinism", "find_jemalloc", "malloc_restart_env", "requested_precision", "compute_choice", "gan_config",
            "default_bottom_width", "default_classifier", "model_sizes", "make_strategy",
            "task_run_dir"]
 
@@ -120,6 +120,12 @@ LOG_EVERY = flags.DEFINE_integer("log_every", TrainConfig.log_every, "Steps betw
 DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", False, "Bit-identical results for the same seed on CPU: deterministic ops, "
     "one thread per op and oneDNN off (slower; see the README).")
+MALLOC = flags.DEFINE_enum(
+    "malloc", "auto", ["auto", "jemalloc", "system"],
+    "Host memory allocator. 'auto': restart the process with jemalloc preloaded when "
+    "libjemalloc.so.2 is installed (CPU steps 7-13% faster on an AVX2 CPU; see the README), "
+    "else keep the system's malloc; 'jemalloc': require it; 'system': never preload. "
+    "$AUTOGAN_TF_JEMALLOC names the library if it is not in the loader's cache.")
 ON_NONFINITE_FLAG = flags.DEFINE_enum(
     "on_nonfinite", TrainConfig.on_nonfinite, list(ON_NONFINITE),
     "When losses or weights turn NaN/Inf: 'restore' the last good checkpoint and go on (the run "
@@ -155,6 +161,66 @@ def quiet_info_logs() -> None:
             handler.addFilter(_ProjectInfoOnly())
 
 
+JEMALLOC_CONF = "retain:true,dirty_decay_ms:-1,muzzy_decay_ms:-1"
+"""jemalloc settings (keep freed pages for reuse), as the PyTorch anchor in ../shared/bench."""
+
+
+def find_jemalloc(environ=None) -> Optional[str]:
+    """Path of libjemalloc.so.2: $AUTOGAN_TF_JEMALLOC if set (even if missing, so that an
+    error can name it), else the loader's cache (`ldconfig -p`), else None."""
+    environ = os.environ if environ is None else environ
+    if environ.get("AUTOGAN_TF_JEMALLOC"):
+        return environ["AUTOGAN_TF_JEMALLOC"]
+    import subprocess  # pylint: disable=import-outside-toplevel
+    for ldconfig in ("ldconfig", "/sbin/ldconfig"):
+        try:
+            out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True,
+                                 timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        for line in out.splitlines():
+            if line.strip().startswith("libjemalloc.so.2") and "=>" in line:
+                return line.split("=>")[-1].strip()
+    return None
+
+
+def malloc_restart_env(choice: str, environ=None, find=find_jemalloc) -> tuple:
+    """(environment changes to restart with, a line saying what was chosen and why).
+
+    Empty changes: keep this process (jemalloc already preloaded, 'system', or none found).
+
+    Raises:
+      app.UsageError: `choice` is 'jemalloc' and no library is found at the path looked at.
+    """
+    environ = os.environ if environ is None else environ
+    preload = environ.get("LD_PRELOAD", "")
+    if "jemalloc" in preload:
+        return {}, f"malloc: jemalloc (preloaded: {preload})"
+    if choice == "system" or not sys.platform.startswith("linux"):
+        return {}, f"malloc: the system's (--malloc={choice})"
+    lib = find(environ)
+    if lib is None or not os.path.isfile(lib):
+        if choice == "jemalloc":
+            where = (f"$AUTOGAN_TF_JEMALLOC={lib} does not exist" if lib else
+                     "libjemalloc.so.2 is not in the loader's cache (ldconfig -p)")
+            raise app.UsageError(f"--malloc=jemalloc: {where}. Install it (Debian/Ubuntu: "
+                                 "apt-get install libjemalloc2), set AUTOGAN_TF_JEMALLOC to "
+                                 "the library, or pass --malloc=system")
+        return {}, ("malloc: the system's (--malloc=auto found no libjemalloc.so.2; "
+                    "installing libjemalloc2 makes CPU steps faster, see the README)")
+    changes = {"LD_PRELOAD": ":".join(x for x in (lib, preload) if x)}
+    if not environ.get("MALLOC_CONF"):
+        changes["MALLOC_CONF"] = JEMALLOC_CONF
+    return changes, f"malloc: restarting with jemalloc preloaded ({lib}, --malloc={choice})"
+
+
+def _restart(changes: dict) -> None:
+    """Starts this process again with the same command line and `changes` in its environment."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, dict(os.environ, **changes))
+
+
 def enable_determinism() -> None:
     """Makes TensorFlow's CPU results bit-identical from run to run, at a cost in speed.
 
@@ -167,9 +233,7 @@ def enable_determinism() -> None:
     """
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
         absl_logging.info("--deterministic: restarting with TF_ENABLE_ONEDNN_OPTS=0")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.execve(sys.executable, sys.orig_argv, dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0"))
+        _restart({"TF_ENABLE_ONEDNN_OPTS": "0"})
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.config.experimental.enable_op_determinism()
     try:
@@ -181,8 +245,15 @@ def enable_determinism() -> None:
 
 
 def setup() -> None:
-    """What the training and search binaries do first: quiet logs, determinism if asked."""
+    """What the training and search binaries do first: quiet logs, the allocator (one restart
+    at most, before any TensorFlow op runs), determinism if asked."""
     quiet_info_logs()
+    changes, line = malloc_restart_env(MALLOC.value)
+    absl_logging.info(line)
+    if changes:
+        if DETERMINISTIC.value:
+            changes["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        _restart(changes)
     if DETERMINISTIC.value:
         enable_determinism()
 
