@@ -10,7 +10,9 @@ Prints one JSON object with:
 * `steps`: the search iteration (1 D + 1 G, supernet at 32 px) and the derived iteration
   (5 D + 1 G + EMA, autogan_cifar10_a) in fp32, bf16 and bf16 with XLA, each in its own process
   (`benchmarks/bench_steps.py`; an XLA figure that compiles longer than --xla_timeout is
-  reported as such), with the supernet's trace and first-iteration (compile) seconds;
+  reported as such), with the supernet's trace and first-iteration (compile) seconds; the
+  derived iteration and generation also with the models' plain op order (`+unfolded`: no
+  folded kernels, `bench_steps.py --fold=off`), since folding was measured on CPUs only;
 * `generation`: derived-generator images/s (batch 100) in fp32 and bf16;
 * `search_stages`: per stage (8, 16, 32 px) the seconds of one D step and one G step as the
   search loop runs them (one call each, loss read back), in the auto precision;
@@ -85,7 +87,9 @@ def step_figures(args) -> dict:
     reps = ["--repeats=2"] if args.tiny else ["--repeats=5"]
     n_img = "--num_images=200" if args.tiny else "--num_images=5000"
     runs = {"plain": _sub(bench + ["--which=search,derived,generation", "--precision=fp32,bf16",
-                                   n_img] + scale + reps, args.step_timeout)}
+                                   n_img] + scale + reps, args.step_timeout),
+            "unfolded": _sub(bench + ["--which=derived,generation", "--precision=fp32,bf16",
+                                      "--fold=off", n_img] + scale + reps, args.step_timeout)}
     xla_figures = ("derived",) if args.tiny else ("derived", "search")
     for which in xla_figures:
         runs[f"xla_{which}"] = _sub(bench + [f"--which={which}", "--precision=bf16", "--xla"]
@@ -98,7 +102,8 @@ def step_figures(args) -> dict:
         if "error" in run:
             out["errors"][name] = run["error"]
         for r in run["lines"]:
-            key = r["precision"] + ("+xla" if r.get("xla") else "")
+            key = (r["precision"] + ("+xla" if r.get("xla") else "")
+                   + ("" if r.get("folded", True) else "+unfolded"))
             if r["benchmark"] == "inference":
                 out["generation"][key] = {"images_per_second": r["images_per_second"]}
             else:

@@ -30,6 +30,9 @@ def test_gpu_check_runs_on_cpu_at_tiny_sizes(tmp_path):
             assert steps[figure][precision]["seconds_per_iteration"] > 0
         assert "bf16+xla" in steps[figure]  # a figure, or why there is none
     assert steps["search_iteration"]["fp32"]["trace_seconds"] > 0
+    for precision in ("fp32", "bf16"):  # the plain op order too, for folding's effect
+        assert steps["derived_iteration"][precision + "+unfolded"]["seconds_per_iteration"] > 0
+        assert steps["generation"][precision + "+unfolded"]["images_per_second"] > 0
     assert steps["generation"]["fp32"]["images_per_second"] > 0
     stages = report["search_stages"]["stages"]
     assert [stages[s]["resolution"] for s in "012"] == [8, 16, 32]

@@ -460,3 +460,36 @@ def test_training_steps_keep_grapplers_remapper_pass():
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-2000:]
     assert "remapper failed" not in p.stderr, [ln for ln in p.stderr.splitlines()
                                                if "remapper" in ln]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_is_keras_batch_norm(dtype):
+    # apply_batch_norm trains with TensorFlow's fused kernel: the same output, gradients and
+    # moving statistics (biased variance, as Keras) as the Keras layer's own call.
+    x = tf.random.stateless_normal([8, 6, 6, 5], seed=[1, 2]) * 3 + 1
+    ours, keras_bn = L.batch_norm("ours", dtype), L.batch_norm("keras", dtype)
+    for layer in (ours, keras_bn):
+        layer.build(x.shape)
+        layer.gamma.assign(tf.random.stateless_normal([5], seed=[3, 3]))
+        layer.beta.assign(tf.random.stateless_normal([5], seed=[4, 4]))
+        layer.moving_variance.assign(tf.fill([5], 2.0))
+    x = tf.cast(x, ours.compute_dtype)  # as a cell passes it (Keras would cast it so too)
+    w = tf.random.stateless_normal(x.shape, seed=[5, 5])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ours = L.apply_batch_norm(ours, x, training=True)
+        y_keras = keras_bn(x, training=True)
+        l_ours = tf.reduce_sum(tf.cast(y_ours, tf.float32) * w)
+        l_keras = tf.reduce_sum(tf.cast(y_keras, tf.float32) * w)
+    assert y_ours.dtype == y_keras.dtype
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(tf.cast(y_ours, tf.float32), tf.cast(y_keras, tf.float32),
+                               atol=tol)
+    for a, b in zip(tape.gradient(l_ours, [x, ours.gamma, ours.beta]),
+                    tape.gradient(l_keras, [x, keras_bn.gamma, keras_bn.beta])):
+        np.testing.assert_allclose(tf.cast(a, tf.float32), tf.cast(b, tf.float32), rtol=tol,
+                                   atol=tol * 10)
+    _, biased = tf.nn.moments(tf.cast(x, tf.float32), [0, 1, 2])
+    np.testing.assert_allclose(ours.moving_variance, 0.9 * 2.0 + 0.1 * biased, rtol=1e-5)
+    np.testing.assert_allclose(ours.moving_mean, keras_bn.moving_mean, atol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance, keras_bn.moving_variance, rtol=1e-5)

@@ -155,6 +155,36 @@ def _padded(fn, size):
     return tf.pad(v, [[0, size - v.shape[0]]])
 
 
+def _fusable(layer, x) -> bool:
+    return (x.shape.rank == 4 and layer.trainable and not layer.renorm and layer.center
+            and layer.scale and layer.axis in (3, -1))
+
+
+def _fused_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor) -> tf.Tensor:
+    """Keras's training-mode batch norm (float32 statistics, biased variance in the moving
+    average), computed by TensorFlow's fused kernel (`FusedBatchNormV3`, one op and one
+    gradient op instead of about a dozen; fewer passes over the activations).
+
+    The fused op reports the batch variance with Bessel's correction (n / (n - 1)); the moving
+    average takes the biased one, as Keras's layer does.
+    """
+    xf = tf.cast(x, tf.float32)
+    empty = tf.constant([], tf.float32)
+    y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        x=xf, scale=tf.cast(layer.gamma.value, tf.float32),
+        offset=tf.cast(layer.beta.value, tf.float32), mean=empty, variance=empty,
+        epsilon=layer.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
+        is_training=True)
+    n = tf.cast(tf.reduce_prod(tf.shape(xf)[:3]), tf.float32)
+    variance = tf.stop_gradient(variance * (n - 1.0) / tf.maximum(n, 1.0))
+    mean = tf.stop_gradient(mean)
+    m = layer.momentum
+    layer.moving_mean.assign(tf.cast(layer.moving_mean.value, tf.float32) * m + mean * (1.0 - m))
+    layer.moving_variance.assign(
+        tf.cast(layer.moving_variance.value, tf.float32) * m + variance * (1.0 - m))
+    return tf.cast(y, layer.compute_dtype)
+
+
 def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, training,
                      moments: Optional[tuple] = None) -> tf.Tensor:
     """`layer(x, training=training)`, with the global batch's statistics under a strategy.
@@ -165,6 +195,8 @@ def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, train
     those of Keras's layer with these statistics. Elsewhere this is the layer's own call.
     """
     if not batch_norm_needs_sync(training):
+        if training and _fusable(layer, x):
+            return _fused_batch_norm(layer, x)
         return layer(x, training=training)
     mean, variance = moments if moments is not None else cross_replica_moments(x)
     m = layer.momentum
