@@ -137,10 +137,13 @@ def test_trainer_refuses_a_run_dir_another_process_holds(tmp_path, digits_cache)
 def test_two_train_processes_on_one_run_dir(tmp_path, digits_cache):
     cmd = [sys.executable, "-m", "autogan_tf.train", "--dataset=digits", "--bottom_width=2",
            "--gf_dim=8", "--df_dim=8", "--latent_dim=16", "--d_batch_size=8",
-           "--g_batch_size=8", "--n_critic=1", "--max_iter=40", "--eval_every=40",
+           "--g_batch_size=8", "--n_critic=1", "--max_iter=120", "--eval_every=120",
            "--eval_images=100", "--real_num_images=200", "--checkpoint_every=10",
            "--ema_decay=0.9", f"--cache_dir={digits_cache}", f"--run_dir={tmp_path / 'run'}",
-           "--noprogress"]
+           "--noprogress",
+           # no restart to preload jemalloc (it delays the second process), and a run long
+           # enough that the first still holds the lock when the second gets to it
+           "--malloc=system"]
     first = subprocess.Popen(cmd, env=_env(), cwd=REPO_ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
@@ -154,7 +157,7 @@ def test_two_train_processes_on_one_run_dir(tmp_path, digits_cache):
     last = second.stderr.strip().splitlines()[-1]
     assert last.startswith("train: error: ") and f"in use by process {first.pid}" in last
     assert [json.loads(x)["iteration"] for x in
-            (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()] == [40]
+            (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()] == [120]
 
 
 # ----- resumes are checked before anything is written ----------------------------------------------
