@@ -123,7 +123,7 @@ DETERMINISTIC = flags.DEFINE_bool(
 MALLOC = flags.DEFINE_enum(
     "malloc", "auto", ["auto", "jemalloc", "system"],
     "Host memory allocator. 'auto': restart the process with jemalloc preloaded when "
-    "libjemalloc.so.2 is installed (CPU steps 7-13% faster on an AVX2 CPU; see the README), "
+    "libjemalloc.so.2 is installed (CPU steps 5-14% faster on an AVX2 CPU; see the README), "
     "else keep the system's malloc; 'jemalloc': require it; 'system': never preload. "
     "$AUTOGAN_TF_JEMALLOC names the library if it is not in the loader's cache.")
 ON_NONFINITE_FLAG = flags.DEFINE_enum(
