@@ -28,11 +28,11 @@ from autogan_tf.training.train_lib import ON_NONFINITE, TrainConfig
 
 __all__ = ["DATASET", "DATA_DIR", "D_BATCH", "G_BATCH", "N_CRITIC", "G_LR", "D_LR", "BETA1",
            "BETA2", "CLASSIFIER", "CACHE_DIR", "PRECISION", "MIXED", "XLA", "SEED", "STRATEGY",
-           "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "MALLOC", "ON_NONFINITE_FLAG",
-           "OVERWRITE", "define_run_dir", "define_xla_flag", "setup", "quiet_info_logs",
-           "enable_determinism", "find_jemalloc", "malloc_restart_env", "requested_precision", "compute_choice", "gan_config",
-           "default_bottom_width", "default_classifier", "model_sizes", "make_strategy",
-           "task_run_dir"]
+           "NUM_CPU_REPLICAS", "PROGRESS", "LOG_EVERY", "DETERMINISTIC", "MALLOC",
+           "ON_NONFINITE_FLAG", "OVERWRITE", "define_run_dir", "define_xla_flag", "setup",
+           "quiet_info_logs", "enable_determinism", "find_jemalloc", "malloc_restart_env",
+           "requested_precision", "compute_choice", "gan_config", "default_bottom_width",
+           "default_classifier", "model_sizes", "make_strategy", "task_run_dir"]
 
 assert TrainConfig.dataset == SharedTrainingConfig.dataset
 assert TrainConfig.seed == SharedTrainingConfig.seed
