@@ -20,7 +20,7 @@ Both keep "same" zero padding: the zero border of the up-sampled map is the up-s
 zero border, and a pooled output sums conv outputs whose taps read the same padded input.
 Inside `with unfolded():` the layers and cells build the plain order instead (the reference's
 graph): `nn/stats.py` counts the reference's multiply-adds that way, and the tests and
-`benchmarks/bench_steps.py --nofold` compare the two.
+`benchmarks/bench_steps.py --fold=on,off` compare the two.
 
 Batch norm under a `tf.distribute` strategy: in training, a data-parallel step normalises with
 the statistics of the global batch. `apply_batch_norm` all-reduces them across replicas itself
@@ -177,12 +177,16 @@ def _fused_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor) -> t
         is_training=True)
     n = tf.cast(tf.reduce_prod(tf.shape(xf)[:3]), tf.float32)
     variance = tf.stop_gradient(variance * (n - 1.0) / tf.maximum(n, 1.0))
-    mean = tf.stop_gradient(mean)
+    _update_moving_statistics(layer, tf.stop_gradient(mean), variance)
+    return tf.cast(y, layer.compute_dtype)
+
+
+def _update_moving_statistics(layer: keras.layers.BatchNormalization, mean, variance) -> None:
+    """Keras's moving-average update of a batch norm with float32 batch statistics."""
     m = layer.momentum
     layer.moving_mean.assign(tf.cast(layer.moving_mean.value, tf.float32) * m + mean * (1.0 - m))
     layer.moving_variance.assign(
         tf.cast(layer.moving_variance.value, tf.float32) * m + variance * (1.0 - m))
-    return tf.cast(y, layer.compute_dtype)
 
 
 def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, training,
@@ -199,11 +203,7 @@ def apply_batch_norm(layer: keras.layers.BatchNormalization, x: tf.Tensor, train
             return _fused_batch_norm(layer, x)
         return layer(x, training=training)
     mean, variance = moments if moments is not None else cross_replica_moments(x)
-    m = layer.momentum
-    moving_mean = tf.cast(layer.moving_mean.value, tf.float32)
-    moving_variance = tf.cast(layer.moving_variance.value, tf.float32)
-    layer.moving_mean.assign(moving_mean * m + mean * (1.0 - m))
-    layer.moving_variance.assign(moving_variance * m + variance * (1.0 - m))
+    _update_moving_statistics(layer, mean, variance)
     y = tf.nn.batch_normalization(
         tf.cast(x, tf.float32), mean, variance, offset=tf.cast(layer.beta.value, tf.float32),
         scale=tf.cast(layer.gamma.value, tf.float32), variance_epsilon=layer.epsilon)
