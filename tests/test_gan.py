@@ -1,5 +1,6 @@
 """Hinge losses and the compiled GAN steps."""
 
+import contextlib
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -116,6 +117,37 @@ def test_fused_iteration_equals_separate_steps(ema):
                                    rtol=1e-5, atol=1e-6)
     for a, b in zip(w0, w1):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_steps_take_conv_input_gradients_as_forward_convs(monkeypatch):
+    # The steps' gradient graphs have no Conv2DBackpropInput (autogan_cifar10_a has no
+    # deconvolution, whose forward op it is) and train the same weights as TensorFlow's own
+    # conv gradients. SGD: Adam's first steps move a weight by the learning rate whatever its
+    # gradient's size, so a near-zero gradient that rounds to the other sign would show.
+    from autogan_tf.nn import layers as L
+    real = [tf.random.stateless_uniform([4, 16, 16, 3], [i, 2], -1, 1) for i in range(2)]
+    results, op_types = [], []
+    for rewrite in (True, False):
+        if not rewrite:
+            monkeypatch.setattr(L, "conv_gradients", contextlib.nullcontext)
+        t = _derived_trainer(seed=6)
+        t.d_opt, t.g_opt = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
+        losses = [t.train_iteration(real) for _ in range(2)]
+        results.append((losses, [w.numpy() for n in (t.generator, t.discriminator)
+                                 for w in n.weights]))
+        gdef = t.iteration_fn.get_concrete_function(
+            *t.iteration_args(real, [None, None])).graph.as_graph_def()
+        op_types.append([n.op for n in list(gdef.node)
+                         + [n for f in gdef.library.function for n in f.node_def]])
+    assert op_types[0].count("Conv2DBackpropInput") == 0
+    assert op_types[1].count("Conv2DBackpropInput") > 10
+    assert op_types[0].count("Conv2DBackpropFilter") == op_types[1].count("Conv2DBackpropFilter")
+    (l0, w0), (l1, w1) = results
+    for a, b in zip(l0, l1):
+        np.testing.assert_allclose([a["d_loss"], a["g_loss"]], [b["d_loss"], b["g_loss"]],
+                                   rtol=1e-4, atol=1e-6)
+    for a, b in zip(w0, w1):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_adam_settings_match_reference():

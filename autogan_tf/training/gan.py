@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from autogan_tf.errors import ConfigError
+from autogan_tf.nn import layers as L
 from autogan_tf.nn import losses
 from autogan_tf import search_space as ss
 from autogan_tf.training.precision import precision_policy
@@ -179,7 +180,8 @@ class GANTrainer:
                 real_logits, fake_logits = tf.split(logits, 2, axis=0)
                 loss = losses.discriminator_hinge_loss(real_logits, fake_logits)
                 scaled = loss / n
-            grads = tape.gradient(scaled, d_vars)
+            with L.conv_gradients():
+                grads = tape.gradient(scaled, d_vars)
             self.d_opt.apply_gradients(
                 [(g, v) for g, v in zip(grads, d_vars) if g is not None])
             return scaled
@@ -197,7 +199,8 @@ class GANTrainer:
                 fake = self._gen(z, arch, True)
                 loss = losses.generator_hinge_loss(self.discriminator(fake, training=True))
                 scaled = loss / n
-            grads = tape.gradient(scaled, g_vars)
+            with L.conv_gradients():
+                grads = tape.gradient(scaled, g_vars)
             self.g_opt.apply_gradients(
                 [(g, v) for g, v in zip(grads, g_vars) if g is not None])
             return scaled
