@@ -10,8 +10,9 @@
 * generation: the derived generator in evaluation mode, `--num_images` in batches of 100.
 
 `--precision` takes fp32, bf16 and auto (what `--precision=auto` picks on this machine).
-`--fold=off` times the plain op order of the models (`autogan_tf.nn.layers.unfolded`: no folded
-kernels), `--fold=on,off` both, one after the other, for the folding's speed-up. Each
+`--fold=off` times the plain graph of the models (`autogan_tf.nn.layers.unfolded`: no folded
+kernels, TensorFlow's own conv gradients), `--fold=on,off` both, one after the other, for the
+speed-up of those rewrites. Each
 figure is the median of the timed repeats (default: search 5, derived 3, generation 1 pass)
 after one untimed iteration; `trace_seconds` is the Python trace of the
 iteration's function; `first_iteration_seconds` is its first run after that (graph
