@@ -29,9 +29,9 @@ long as a forward convolution of the same size (batch 128, 128 channels, 3x3: 35
 itself a stride-1 conv of the output gradient with the kernel flipped in space and its in/out
 channels swapped, so it is computed as one; that of the discriminator's stride-2 4x4 conv
 (`conv3x3_avg_pool`) is four 2x2 convs, one per output phase (312 vs 231 ms at 32 px, 117 vs
-42 at 16). The forward graph, and with it
-Grappler's fusions, is unchanged; inside `unfolded()` and where a GPU is visible (cuDNN's
-backward kernels are fast) TensorFlow's own gradient is used.
+42 at 16). The forward graph, and with it Grappler's fusions, is unchanged; inside
+`unfolded()` and where a GPU is visible (cuDNN's backward kernels are fast) TensorFlow's own
+gradient is used.
 
 Batch norm under a `tf.distribute` strategy: in training, a data-parallel step normalises with
 the statistics of the global batch. `apply_batch_norm` all-reduces them across replicas itself
@@ -327,8 +327,9 @@ def _conv2d_input_gradient(op, dy):
     strides, padding = list(op.get_attr("strides")), op.get_attr("padding")
     kernel = op.inputs[1]
     kh, kw, c_in, c_out = kernel.shape
+    h, w = op.inputs[0].shape[1:3]
     if (list(op.get_attr("dilations")) != [1, 1, 1, 1] or op.get_attr("data_format") != b"NHWC"
-            or None in (kh, kw, c_in, c_out) or strides[0] != 1 or strides[3] != 1):
+            or None in (kh, kw, c_in, c_out, h, w) or strides[0] != 1 or strides[3] != 1):
         return None
     s = strides[1]
     if padding == b"SAME" and s == 1 == strides[2] and kh % 2 == 1 and kw % 2 == 1:
@@ -346,9 +347,6 @@ def _conv2d_input_gradient(op, dy):
     if s > 1:
         dx = tf.nn.depth_to_space(dx, s)
     # Input rows past the last window (a size that is not s * n + kernel - s) get no gradient.
-    h, w = op.inputs[0].shape[1], op.inputs[0].shape[2]
-    if h is None or w is None:
-        return None
     dx = dx[:, :h, :w]
     return tf.pad(dx, [[0, 0], [0, h - dx.shape[1]], [0, w - dx.shape[2]], [0, 0]])
 
@@ -369,7 +367,7 @@ def _conv2d_gradient(native):
 
 @contextlib.contextmanager
 def conv_gradients():
-    """Gradients taken inside compute stride-1 convs' input gradients as forward convs.
+    """Gradients taken inside compute convolutions' input gradients as forward convolutions.
 
     Module docstring. Only the construction of gradient graphs (`tape.gradient` while tracing)
     is affected; re-entrant. TensorFlow's own gradient function is used inside `unfolded()`,
