@@ -21,6 +21,17 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def graph_op_types():
+    """`f(concrete_function)` -> the op types of a traced function, those of its nested
+    functions (branches, gradients) included."""
+    def op_types(concrete) -> list:
+        gdef = concrete.graph.as_graph_def()
+        return [n.op for n in list(gdef.node)
+                + [n for f in gdef.library.function for n in f.node_def]]
+    return op_types
+
+
 @pytest.fixture(scope="session")
 def digits_cache(tmp_path_factory):
     """A cache dir holding the digits classifier (built once per test process)."""

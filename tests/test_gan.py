@@ -119,7 +119,7 @@ def test_fused_iteration_equals_separate_steps(ema):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_steps_take_conv_input_gradients_as_forward_convs(monkeypatch):
+def test_steps_take_conv_input_gradients_as_forward_convs(monkeypatch, graph_op_types):
     # The steps' gradient graphs have no Conv2DBackpropInput (autogan_cifar10_a has no
     # deconvolution, whose forward op it is) and train the same weights as TensorFlow's own
     # conv gradients. SGD: Adam's first steps move a weight by the learning rate whatever its
@@ -135,10 +135,8 @@ def test_steps_take_conv_input_gradients_as_forward_convs(monkeypatch):
         losses = [t.train_iteration(real) for _ in range(2)]
         results.append((losses, [w.numpy() for n in (t.generator, t.discriminator)
                                  for w in n.weights]))
-        gdef = t.iteration_fn.get_concrete_function(
-            *t.iteration_args(real, [None, None])).graph.as_graph_def()
-        op_types.append([n.op for n in list(gdef.node)
-                         + [n for f in gdef.library.function for n in f.node_def]])
+        op_types.append(graph_op_types(t.iteration_fn.get_concrete_function(
+            *t.iteration_args(real, [None, None]))))
     assert op_types[0].count("Conv2DBackpropInput") == 0
     assert op_types[1].count("Conv2DBackpropInput") > 10
     assert op_types[0].count("Conv2DBackpropFilter") == op_types[1].count("Conv2DBackpropFilter")

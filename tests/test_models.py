@@ -102,19 +102,12 @@ def test_conv3x3_avg_pool_is_conv_then_pool(shape):
         L.conv3x3_avg_pool(x, tf.zeros([1, 1, shape[-1], 5]))
 
 
-def _graph_op_types(concrete) -> list:
-    """Op types of a traced function, its nested functions (branches, gradients) included."""
-    gdef = concrete.graph.as_graph_def()
-    nodes = list(gdef.node) + [n for f in gdef.library.function for n in f.node_def]
-    return [n.op for n in nodes]
-
-
 @pytest.mark.parametrize("shape,kernel,stride,padding", [
     ((2, 6, 5, 3), 3, 1, "SAME"), ((2, 6, 5, 3), 1, 1, "SAME"), ((2, 5, 6, 3), 2, 1, "VALID"),
     ((2, 10, 10, 3), 4, 2, "VALID"), ((1, 9, 11, 2), 4, 2, "VALID"),  # rows past the last window
     ((1, 9, 9, 2), 3, 3, "VALID")])
 def test_conv_gradients_are_tensorflows_without_its_input_gradient_kernel(
-        shape, kernel, stride, padding):
+        shape, kernel, stride, padding, graph_op_types):
     x = tf.random.stateless_normal(shape, seed=[1, 3])
     k = tf.random.stateless_normal([kernel, kernel, shape[-1], 4], seed=[2, 3])
 
@@ -129,12 +122,12 @@ def test_conv_gradients_are_tensorflows_without_its_input_gradient_kernel(
     ours = tf.function(lambda x, k: grads(x, k, True))
     for a, b in zip(ours(x, k), grads(x, k, False)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    assert "Conv2DBackpropInput" not in _graph_op_types(ours.get_concrete_function(x, k))
+    assert "Conv2DBackpropInput" not in graph_op_types(ours.get_concrete_function(x, k))
     eager = grads(x, k, True)  # eager tapes look the gradient up too
     np.testing.assert_allclose(eager[0], grads(x, k, False)[0], rtol=1e-5, atol=1e-5)
     with L.unfolded():  # the plain graph: TensorFlow's own gradient
         native = tf.function(lambda x, k: grads(x, k, True))
-        assert "Conv2DBackpropInput" in _graph_op_types(native.get_concrete_function(x, k))
+        assert "Conv2DBackpropInput" in graph_op_types(native.get_concrete_function(x, k))
 
 
 def test_conv_gradients_restore_the_registry_and_are_reentrant():
